@@ -1,0 +1,142 @@
+"""The main job: execute every notebook in order with papermill and gather the results.
+
+    python -m msgnn_lite.run_notebooks [--profile default|full] [--only 01 03] [--output runs/]
+    python -m msgnn_lite.run_notebooks --store          # refresh the stored outputs in notebooks/
+
+Each notebook runs with ``profile`` injected as a parameter, its executed copy goes to
+``<output>/<profile>/<name>.ipynb``, and the results file it writes (see
+:mod:`msgnn_lite.results`) is gathered into ``<output>/<profile>/summary.md``. A failing
+notebook is reported with its name and failing cell; the others still run, and the
+exit code is non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .results import load_results
+from .utils import atomic_path, atomic_write, repo_root
+
+__all__ = ["discover", "run", "main", "render_summary"]
+
+
+def discover(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks (``NN_name.ipynb``) in order, optionally only some numbers."""
+    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = {o.zfill(2) for o in only}
+        unknown = wanted - {p.name[:2] for p in found}
+        if unknown:
+            raise SystemExit(f"--only: no notebook numbered {', '.join(sorted(unknown))} in {notebooks_dir.name}/")
+        found = [p for p in found if p.name[:2] in wanted]
+    return found
+
+
+def _failing_cell(err) -> str:
+    exec_count = getattr(err, "exec_count", None)
+    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
+    where = f"cell [{exec_count}]" if exec_count is not None else "a cell"
+    return f"{where}: {ename}: {str(evalue).splitlines()[0] if evalue else ''}"
+
+
+def _clean_metadata(path: Path) -> None:
+    """Drop papermill's per-run metadata (paths, timestamps) from a stored notebook."""
+    nb = json.loads(path.read_text())
+    nb.get("metadata", {}).pop("papermill", None)
+    for cell in nb.get("cells", []):
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+    atomic_write(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def run(profile: str = "default", only: list[str] | None = None, output: Path | None = None,
+        store: bool = False, timeout: int | None = None) -> int:
+    """Execute the notebooks; return the number that failed."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    root = repo_root()
+    nb_dir = root / "notebooks"
+    out_dir = (output or root / "runs") / profile
+    results = out_dir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for stale in results.glob("*.json"):
+        if not only or stale.name[:2] in {o.zfill(2) for o in only}:
+            stale.unlink()
+    os.environ["MSGNN_RESULTS_DIR"] = str(results)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    notebooks = discover(nb_dir, only)
+    status = []
+    bar = tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb")
+    for nb in bar:
+        bar.set_postfix_str(nb.name)
+        target = nb if store else out_dir / nb.name
+        params = {} if store else {"profile": profile}
+        t0 = time.perf_counter()
+        try:
+            with atomic_path(target) as tmp:
+                pm.execute_notebook(str(nb), str(tmp), parameters=params, cwd=str(nb_dir), kernel_name="python3",
+                                    progress_bar=False, log_output=False, execution_timeout=timeout)
+            if store:
+                _clean_metadata(target)
+            status.append((nb.stem, "ok", time.perf_counter() - t0, ""))
+        except Exception as err:  # noqa: BLE001 - report and go on with the other notebooks
+            msg = _failing_cell(err)
+            status.append((nb.stem, "FAILED", time.perf_counter() - t0, msg))
+            tqdm.write(f"FAILED {nb.name}: {msg}", file=sys.stderr)
+    summary = render_summary(profile, status, load_results(results))
+    atomic_write(out_dir / "summary.md", summary)
+    print(summary)
+    try:
+        shown = (out_dir / "summary.md").resolve().relative_to(root)
+    except ValueError:
+        shown = out_dir / "summary.md"
+    print(f"summary written to {shown}")
+    return sum(1 for s in status if s[1] != "ok")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def render_summary(profile: str, status: list[tuple], results: list[dict]) -> str:
+    """The summary as Markdown: one row per notebook run, then every paper-vs-ours claim."""
+    lines = [f"# msgnn-lite results, profile `{profile}`", "", "## Notebooks", "",
+             "| notebook | status | runtime (s) | failing cell |", "|---|---|---|---|"]
+    for name, state, secs, msg in status:
+        lines.append(f"| {name} | {state} | {secs:.0f} | {msg.replace('|', '/')} |")
+    lines += ["", "## Paper vs ours", "", "| notebook | quantity | paper | ours | unit | verdict | note |",
+              "|---|---|---|---|---|---|---|"]
+    for res in results:
+        for c in res.get("claims", []):
+            lines.append(f"| {res['notebook']} | {c['quantity']} | {_fmt(c.get('paper'))} | {_fmt(c.get('ours'))} "
+                         f"| {c.get('unit', '')} | {c.get('verdict', '')} | {c.get('note', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m msgnn_lite.run_notebooks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=("default", "full"), default="default")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers to run, e.g. --only 00 01")
+    parser.add_argument("--output", type=Path, default=None, help="output folder (default: runs/)")
+    parser.add_argument("--store", action="store_true",
+                        help="execute in place with the default profile, refreshing the stored outputs")
+    parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    args = parser.parse_args(argv)
+    if args.store and args.profile != "default":
+        parser.error("--store keeps default-profile outputs only; drop --profile")
+    failed = run(args.profile, args.only, args.output, args.store, args.timeout)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
