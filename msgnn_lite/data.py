@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import shutil
 import socket
 import urllib.error
 from pathlib import Path
@@ -107,22 +108,25 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split_seed: i
     cls = getattr(pyg_datasets, cls_name)
     folder = base / sub
     raw = folder / arg / "raw"
+    had_raw = raw.is_dir() and any(raw.iterdir())
+    created = next((p for p in (base, folder, folder / arg, raw) if not p.exists()), None)
     try:
         with _socket_timeout(30):
             dataset = cls(str(folder), arg)
-    except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
-        if raw.is_dir() and not any(raw.iterdir()):
-            with contextlib.suppress(OSError):
-                raw.rmdir()  # leave nothing half-made behind
-        raise DatasetUnavailableError(
-            f"dataset {canonical!r}: its raw files are not in {raw} and downloading them failed ({err}). "
-            f"Put the raw files there, or set MSGNN_DATA (or pass root=) to a data directory that holds "
-            f"{sub}/{arg}/raw/ -- for example a copy of the project's shared data folder."
-        ) from err
     except PermissionError as err:
         raise DatasetUnavailableError(
             f"dataset {canonical!r}: PyG could not write its processed files under {folder} ({err}). "
             f"Point MSGNN_DATA at a writable copy of the data directory."
+        ) from err
+    except Exception as err:  # noqa: BLE001 - any download failure (urllib, fsspec, aiohttp ...)
+        if had_raw:
+            raise
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)  # leave nothing half-downloaded behind
+        raise DatasetUnavailableError(
+            f"dataset {canonical!r}: its raw files are not in {raw} and downloading them failed "
+            f"({type(err).__name__}: {err}). Put the raw files there, or set MSGNN_DATA (or pass root=) to a "
+            f"data directory that holds {sub}/{arg}/raw/ -- for example a copy of the project's shared data folder."
         ) from err
     data = dataset[0]
     data.num_classes = int(dataset.num_classes)

@@ -1,0 +1,132 @@
+import urllib.error
+
+import pytest
+import torch
+
+from msgnn_lite import data as D
+from msgnn_lite.data import DatasetUnavailableError, describe, edge_homophily, load_dataset, make_csbm
+
+
+@pytest.mark.parametrize("name,nodes,edges,classes,split", [
+    ("Cora", 2708, 10556, 7, (140, 500, 1000)),
+    ("CiteSeer", 3327, 9104, 6, (120, 500, 1000)),
+])
+def test_planetoid_loads_offline_with_public_split(data_root, name, nodes, edges, classes, split):
+    d = load_dataset(name, root=data_root)
+    assert (d.num_nodes, d.edge_index.size(1), d.num_classes) == (nodes, edges, classes)
+    assert (int(d.train_mask.sum()), int(d.val_mask.sum()), int(d.test_mask.sum())) == split
+    assert d.name == name
+
+
+@pytest.mark.parametrize("name,nodes,classes", [("Computers", 13752, 10), ("CS", 18333, 15)])
+def test_shchur_datasets_get_a_seeded_per_class_split(data_root, name, nodes, classes):
+    a = load_dataset(name, root=data_root, split_seed=1)
+    b = load_dataset(name, root=data_root, split_seed=1)
+    c = load_dataset(name, root=data_root, split_seed=2)
+    assert a.num_nodes == nodes and a.num_classes == classes
+    assert int(a.train_mask.sum()) == 20 * classes and int(a.val_mask.sum()) == 30 * classes
+    for k in range(classes):  # exactly 20 / 30 per class
+        assert int((a.train_mask & (a.y == k)).sum()) == 20
+        assert int((a.val_mask & (a.y == k)).sum()) == 30
+    assert not bool((a.train_mask & a.val_mask).any()) and not bool((a.train_mask & a.test_mask).any())
+    assert bool((a.train_mask | a.val_mask | a.test_mask).all())
+    assert torch.equal(a.train_mask, b.train_mask) and not torch.equal(a.train_mask, c.train_mask)
+
+
+def test_env_var_selects_the_data_directory(data_root, monkeypatch):
+    monkeypatch.setenv("MSGNN_DATA", str(data_root))
+    assert D.data_dir() == data_root
+    assert load_dataset("cora").num_nodes == 2708  # names are case-insensitive
+
+
+@pytest.mark.parametrize("name,target,folder", [
+    ("Cora", "torch_geometric.io.fs.cp", "Planetoid"),
+    ("Computers", "torch_geometric.datasets.amazon.download_url", "Amazon"),
+])
+def test_offline_without_files_names_dataset_folder_and_env_var(tmp_path, monkeypatch, name, target, folder):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable (simulated)")
+
+    monkeypatch.setattr(target, no_network)
+    with pytest.raises(DatasetUnavailableError) as info:
+        load_dataset(name, root=tmp_path)
+    msg = str(info.value)
+    assert f"'{name}'" in msg and "MSGNN_DATA" in msg and str(tmp_path) in msg
+    assert not (tmp_path / folder).exists()  # nothing half-made left behind
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown dataset 'Kora'.*Cora.*CiteSeer"):
+        load_dataset("Kora")
+
+
+def test_ogb_without_the_package_says_how_to_install(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("ogb"):
+            raise ImportError("No module named 'ogb'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(ImportError, match="msgnn-lite\\[ogb\\]"):
+        load_dataset("ogbn-arxiv", root=tmp_path)
+
+
+@pytest.mark.parametrize("h", [0.0, 0.3, 0.8, 1.0])
+def test_csbm_homophily_degree_and_structure(h):
+    d = make_csbm(5000, 12, 5, 8, homophily=h, seed=3)
+    assert abs(edge_homophily(d.edge_index, d.y) - h) <= 0.02
+    assert abs(d.edge_index.size(1) / d.num_nodes - 12) < 0.05
+    src, dst = d.edge_index
+    assert not bool((src == dst).any()), "self-loop"
+    keys = src * d.num_nodes + dst
+    assert keys.unique().numel() == keys.numel(), "duplicate edge"
+    rev = torch.sort(dst * d.num_nodes + src).values
+    assert torch.equal(torch.sort(keys).values, rev), "not undirected"
+    assert bool((dst[1:] >= dst[:-1]).all()), "not sorted by destination"
+    counts = torch.bincount(d.y)
+    assert int(counts.max() - counts.min()) <= 1  # balanced classes
+
+
+def test_csbm_is_seeded_and_features_are_class_dependent():
+    a = make_csbm(2000, 6, 3, 16, 0.7, seed=5)
+    b = make_csbm(2000, 6, 3, 16, 0.7, seed=5)
+    c = make_csbm(2000, 6, 3, 16, 0.7, seed=6)
+    assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert not torch.equal(a.edge_index, c.edge_index)
+    a2 = make_csbm(2000, 6, 3, 16, 0.7, seed=5, feature_signal=4.0)
+    means = torch.stack([a2.x[a2.y == k].mean(0) for k in range(3)])
+    assert torch.cdist(means, means).fill_diagonal_(10).min() > 3.0  # class means ~4 apart
+    assert (int(a.train_mask.sum()), int(a.val_mask.sum())) == (200, 200)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_nodes=0), "num_nodes"),
+    (dict(homophily=1.5), "homophily"),
+    (dict(num_classes=600), "num_classes"),
+    (dict(avg_degree=-1), "avg_degree"),
+    (dict(avg_degree=900), "too dense"),
+    (dict(train_ratio=0.0), "train_ratio"),
+    (dict(num_features=2.5), "num_features"),
+])
+def test_csbm_bad_arguments(kwargs, match):
+    args = dict(num_nodes=1000, avg_degree=5, num_classes=4, num_features=8, homophily=0.5)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        make_csbm(**args)
+
+
+def test_describe_is_deterministic(small_graph):
+    s = describe(small_graph)
+    assert s["nodes"] == 600 and s["classes"] == 4 and s["edges"] == small_graph.edge_index.size(1)
+    assert s == describe(small_graph)
+
+
+def test_sparse_features_keep_values(data_root):
+    d = load_dataset("Cora", root=data_root)
+    s = D.sparse_features(d)
+    assert s.x.layout == torch.sparse_csr and torch.equal(s.x.to_dense(), d.x)
+    assert d.x.layout == torch.strided  # the original is untouched

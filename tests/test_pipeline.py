@@ -1,0 +1,114 @@
+"""The notebook pipeline, the results records, atomic writes and the bench CLI."""
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from msgnn_lite.results import Claim, claims_table, load_results, record_results, verdict
+from msgnn_lite.run_notebooks import discover, main as run_main, render_summary
+from msgnn_lite.utils import atomic_path, atomic_write
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_verdict_logic():
+    assert verdict(81.5, 81.0, tolerance=1.0) == "reproduced"
+    assert verdict(81.5, 80.0, tolerance=1.0) == "not reproduced"
+    assert verdict(2.2, 1.9, higher_is_better=False) == "reproduced"
+    assert verdict(None, 3.0) == "measured"
+    assert Claim("acc", 70.3, 70.0, "%", 0.5).verdict == "reproduced"
+
+
+def test_record_and_load_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSGNN_RESULTS_DIR", str(tmp_path))
+    name = record_results("01_demo", [Claim("Cora accuracy", 81.5, 82.0, "%", 1.0)])
+    assert name == "01_demo.json"
+    [res] = load_results(tmp_path)
+    assert res["claims"][0]["verdict"] == "reproduced"
+    with pytest.raises(ValueError, match="claims is empty"):
+        record_results("01_demo", [])
+    assert list(claims_table([Claim("a", 1.0, 2.0)]).columns) == ["quantity", "paper", "ours", "unit", "verdict", "note"]
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def _notebook(path: Path, body: str):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('profile = "default"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+def test_pipeline_reports_a_failing_notebook_and_runs_the_rest(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "msgnn_lite").mkdir()
+    _notebook(tmp_path / "notebooks" / "00_ok.ipynb",
+              "from msgnn_lite.results import Claim, record_results\n"
+              "record_results('00_ok', [Claim('profile is full', 1.0, float(profile == 'full'))], profile=profile)")
+    _notebook(tmp_path / "notebooks" / "01_broken.ipynb", "x = 1\nraise ValueError('boom')")
+    _notebook(tmp_path / "notebooks" / "02_ok.ipynb",
+              "from msgnn_lite.results import Claim, record_results\n"
+              "record_results('02_ok', [Claim('two', 2.0, 2.0)], profile=profile)")
+    monkeypatch.setenv("MSGNN_ROOT", str(tmp_path))
+    monkeypatch.setenv("MSGNN_PROGRESS", "0")
+    monkeypatch.delenv("MSGNN_RESULTS_DIR", raising=False)
+    code = run_main(["--profile", "full"])
+    os.environ.pop("MSGNN_RESULTS_DIR", None)
+    assert code == 1
+    out = tmp_path / "runs" / "full"
+    summary = (out / "summary.md").read_text()
+    assert "| 01_broken | FAILED |" in summary and "ValueError: boom" in summary
+    assert "| 00_ok | ok |" in summary and "| 02_ok | ok |" in summary
+    assert "| 00_ok | profile is full | 1 | 1 |" in summary  # the profile was injected
+    assert (out / "00_ok.ipynb").exists() and (out / "02_ok.ipynb").exists()
+    assert [p.name for p in discover(tmp_path / "notebooks", ["2"])] == ["02_ok.ipynb"]
+    with pytest.raises(SystemExit, match="no notebook numbered 07"):
+        discover(tmp_path / "notebooks", ["07"])
+
+
+def test_render_summary_tables():
+    text = render_summary("default", [("00_x", "ok", 1.0, "")],
+                          [{"notebook": "00_x", "claims": [Claim("q", 1.0, 2.0, "s").as_row()]}])
+    assert "| 00_x | q | 1 | 2 | s | reproduced |" in text
+
+
+def test_every_stored_notebook_follows_the_conventions():
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = json.loads(path.read_text())
+        cells = nb["cells"]
+        tags = [t for c in cells for t in c.get("metadata", {}).get("tags", [])]
+        assert "parameters" in tags, path.name
+        params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+        src = "".join(params["source"])
+        for key in ("profile", "device", "seed", "epochs", "dataset"):
+            assert f"{key} =" in src, f"{path.name}: parameters cell lacks {key}"
+        first = "".join(cells[0]["source"]).lower()
+        assert cells[0]["cell_type"] == "markdown" and "learning objectives" in first, path.name
+        tail = " ".join("".join(c["source"]).lower() for c in cells[-3:] if c["cell_type"] == "markdown")
+        assert "summary" in tail and "references" in tail, path.name
+        for c in cells:
+            for o in c.get("outputs", []):
+                assert o.get("output_type") != "error", f"{path.name}: stored error output"
+
+
+def test_bench_propagate_runs_and_agrees_with_pyg(capsys):
+    from msgnn_lite.bench.__main__ import main
+
+    assert main(["propagate", "--nodes", "3000", "--degree", "6", "--features", "8", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "speedup: forward" in out and "PyG edge_index" in out
+    errs = [float(line.rsplit("=", 1)[1]) for line in out.splitlines() if "max |ours - PyG|" in line]
+    assert len(errs) == 2 and max(errs) < 1e-4
