@@ -26,10 +26,19 @@ MB = 1024**2
 
 
 def _storage_key(t: torch.Tensor):
+    """(identity, bytes, device) of the memory behind ``t``; a sparse tensor counts its index
+    and value arrays, not its dense shape."""
+    if t.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
+        parts = (t.crow_indices(), t.col_indices(), t.values()) if t.layout in (torch.sparse_csr, torch.sparse_bsr) \
+            else (t.ccol_indices(), t.row_indices(), t.values())
+        return t.values().data_ptr(), sum(p.numel() * p.element_size() for p in parts), t.device
+    if t.layout == torch.sparse_coo:
+        t = t.coalesce() if not t.is_coalesced() else t
+        return t.values().data_ptr(), t.indices().nbytes + t.values().nbytes, t.device
     try:
         storage = t.untyped_storage()
         return storage.data_ptr(), storage.nbytes(), t.device
-    except (RuntimeError, NotImplementedError):  # sparse or other storage-less tensors
+    except (RuntimeError, NotImplementedError):  # other storage-less tensors
         return id(t), t.numel() * t.element_size(), t.device
 
 

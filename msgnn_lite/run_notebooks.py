@@ -68,6 +68,8 @@ def run(profile: str = "default", only: list[str] | None = None, output: Path | 
         if not only or stale.name[:2] in {o.zfill(2) for o in only}:
             stale.unlink()
     os.environ["MSGNN_RESULTS_DIR"] = str(results)
+    if os.environ.get("MSGNN_DATA"):  # kernels run in notebooks/: make a relative path absolute
+        os.environ["MSGNN_DATA"] = str(Path(os.environ["MSGNN_DATA"]).expanduser().resolve())
     os.environ.setdefault("MPLBACKEND", "Agg")
     notebooks = discover(nb_dir, only)
     status = []

@@ -79,6 +79,17 @@ def test_saved_tensor_meter_counts_activations_not_parameters():
     y.sum().backward()
 
 
+def test_sparse_tensors_count_their_stored_entries_not_their_shape():
+    x = torch.zeros(1000, 500)
+    x[::10, ::10] = 1.0
+    xs = x.to_sparse_csr()
+    w = torch.randn(500, 8, requires_grad=True)
+    with SavedTensorMeter() as m:
+        torch.sparse.mm(xs, w).sum()
+    nnz = 100 * 50
+    assert m.bytes == nnz * 4 + nnz * 8 + 1001 * 8  # values + column ids + row pointers
+
+
 def test_measure_step_reports_parameters_gradients_and_adam_state(small_graph):
     model = GCN(16, 32, 4)
     opt = torch.optim.Adam(model.parameters())
