@@ -63,7 +63,15 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
         return Path(root).expanduser()
     env = os.environ.get("MSGNN_DATA")
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        if not path.is_absolute() and not path.exists():
+            # a path relative to the checkout, used from a notebook kernel that runs in notebooks/
+            from .utils import repo_root
+
+            candidate = repo_root() / path
+            if candidate.exists():
+                return candidate
+        return path
     return Path.home() / ".cache" / "msgnn_lite" / "data"
 
 
