@@ -1,0 +1,338 @@
+"""GraphSAGE-style neighbor sampling in pure PyTorch, with PyG's names and batch layout.
+
+``NeighborLoader(data, num_neighbors=[15, 10], batch_size=1024, input_nodes=data.train_mask)``
+yields one :class:`~torch_geometric.data.Data` per mini-batch, exactly as PyG's
+``torch_geometric.loader.NeighborLoader`` does, without pyg-lib or torch-sparse:
+
+* ``n_id``: the global ids of the sampled nodes, the ``batch_size`` seed nodes first,
+  then the nodes first reached at hop 1, hop 2, ... (sorted by id within a hop);
+* ``e_id``: the global ids (positions in ``data.edge_index``) of the sampled edges;
+* ``edge_index``: the sampled edges ``neighbor -> node`` relabelled to local ids;
+* ``x``, ``y`` and the masks sliced to ``n_id``; ``batch_size``, ``input_id``,
+  ``num_sampled_nodes`` and ``num_sampled_edges`` (per hop).
+
+Sampling is uniform without replacement per node and hop (``-1``: all neighbors), done
+for the whole frontier at once on the CSR of incoming edges: nodes whose degree is at
+most the fanout keep all their edges, the others draw a uniform ``k``-subset with a
+vectorized Robert Floyd algorithm (``k`` tensor operations, no Python loop over nodes).
+Everything stays on the device of ``data``, so it runs on a GPU unchanged.
+
+:func:`layerwise_inference` is the standard way to evaluate a sampled model on every
+node: one layer at a time over all nodes with all their neighbors, in node batches,
+so memory is ``O(N x hidden)`` instead of the ``fanout^L`` receptive field.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from .checks import check_edge_index, check_positive_int
+from .sparse import SparseAdjacency, _csr, build_adjacency
+
+__all__ = ["CSRGraph", "to_csr", "sample_neighbors", "NeighborLoader", "layerwise_inference",
+           "receptive_field_size"]
+
+
+class CSRGraph:
+    """Incoming-edge CSR of a graph: the in-neighbors of node ``i`` are
+    ``col[rowptr[i]:rowptr[i+1]]`` and ``e_id`` maps each CSR slot back to its column
+    in the original ``edge_index`` (PyG's ``source_to_target`` flow)."""
+
+    def __init__(self, rowptr: Tensor, col: Tensor, e_id: Tensor, num_nodes: int):
+        self.rowptr, self.col, self.e_id, self.num_nodes = rowptr, col, e_id, num_nodes
+
+    @property
+    def deg(self) -> Tensor:
+        return self.rowptr[1:] - self.rowptr[:-1]
+
+    def to(self, device) -> "CSRGraph":
+        return CSRGraph(self.rowptr.to(device), self.col.to(device), self.e_id.to(device), self.num_nodes)
+
+
+def to_csr(edge_index: Tensor, num_nodes: int, by: str = "dst") -> CSRGraph:
+    """Group the edges by destination (``by="dst"``: in-neighbors, what message passing
+    aggregates) or by source (``by="src"``: out-neighbors, what a random walk follows)."""
+    num_nodes = check_positive_int(num_nodes, "num_nodes")
+    edge_index = check_edge_index(edge_index, num_nodes)
+    if by not in ("dst", "src"):
+        raise ValueError(f"by must be 'dst' or 'src', got {by!r}")
+    key, other = (edge_index[1], edge_index[0]) if by == "dst" else (edge_index[0], edge_index[1])
+    if key.numel() > 1 and not bool((key[1:] >= key[:-1]).all()):
+        perm = torch.sort(key, stable=True).indices
+    else:
+        perm = torch.arange(key.numel(), device=key.device)
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=key.device)
+    torch.cumsum(torch.bincount(key, minlength=num_nodes), 0, out=rowptr[1:])
+    return CSRGraph(rowptr, other[perm], perm, num_nodes)
+
+
+def _take(src: Tensor, index: Tensor) -> Tensor:
+    """``src[index]`` along dim 0; ``index_select`` is several times faster than advanced
+    indexing for large gathers on a CPU (sparse tensors fall back to indexing)."""
+    if src.layout != torch.strided:
+        return src[index]
+    return src.index_select(0, index)
+
+
+def _segment_arange(counts: Tensor) -> Tensor:
+    """``[0..c0-1, 0..c1-1, ...]`` for non-negative ``counts``."""
+    total = int(counts.sum())
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.arange(total, device=counts.device) - torch.repeat_interleave(starts, counts, output_size=total)
+
+
+def _floyd_sample(deg: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """For each row, a uniform random ``k``-subset of ``range(deg[row])`` (``deg >= k``),
+    as a ``[rows, k]`` tensor. Robert Floyd's algorithm, vectorized over rows: for
+    ``j = d-k .. d-1`` draw ``t ~ U{0..j}``; keep ``t`` unless already chosen, else take ``j``.
+    Every ``k``-subset is equally likely."""
+    m = deg.numel()
+    out = torch.empty(m, k, dtype=torch.long, device=deg.device)
+    for i in range(k):
+        j = deg - k + i  # [m]
+        t = (torch.rand(m, dtype=torch.float64, device=deg.device, generator=generator) * (j + 1)).long()
+        t = torch.minimum(t, j)  # guards the float edge case rand*(j+1) == j+1
+        if i > 0:
+            taken = (out[:, :i] == t.unsqueeze(1)).any(1)
+            t = torch.where(taken, j, t)
+        out[:, i] = t
+    return out
+
+
+def sample_neighbors(csr: CSRGraph, nodes: Tensor, fanout: int, replace: bool = False,
+                     generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Sample up to ``fanout`` in-neighbors of each of ``nodes`` (``-1``: all of them).
+
+    Returns ``(target, neighbor, e_id)``: ``target`` indexes into ``nodes`` (position of
+    the node that received the edge), ``neighbor`` is the global id of the sampled
+    neighbor and ``e_id`` the edge's column in the original ``edge_index``. Edges are
+    grouped by target in the order of ``nodes``. Without replacement a node of degree
+    ``d`` gets ``min(d, fanout)`` distinct edges; with ``replace=True`` exactly ``fanout``
+    (none when ``d = 0``).
+    """
+    if isinstance(fanout, bool) or not isinstance(fanout, int) or fanout < -1:
+        raise ValueError(f"fanout must be an integer >= 0 or -1 (all neighbors), got {fanout!r}")
+    start = _take(csr.rowptr, nodes)
+    deg = _take(csr.rowptr, nodes + 1) - start
+    if fanout == -1:
+        counts = deg
+    elif replace:
+        counts = torch.where(deg > 0, torch.full_like(deg, fanout), deg)
+    else:
+        counts = torch.clamp(deg, max=fanout)
+    offset = _segment_arange(counts)  # all-neighbor offsets; overwritten below where sampled
+    if fanout > 0 and (replace or fanout != -1):
+        if replace:
+            sel = (deg > 0).nonzero().view(-1)
+            dsel = _take(deg, sel).unsqueeze(1)
+            draw = (torch.rand(sel.numel(), fanout, dtype=torch.float64, device=deg.device, generator=generator)
+                    * dsel).long()
+            draw = torch.minimum(draw, dsel - 1)
+        else:
+            sel = (deg > fanout).nonzero().view(-1)
+            draw = _floyd_sample(_take(deg, sel), fanout, generator) if sel.numel() else None
+        if sel.numel():
+            first = _take(torch.cumsum(counts, 0) - counts, sel)
+            slots = first.unsqueeze(1) + torch.arange(fanout, device=deg.device)
+            offset[slots.view(-1)] = draw.reshape(-1)
+    target = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts,
+                                     output_size=offset.numel())
+    pos = _take(start, target) + offset
+    return target, _take(csr.col, pos), _take(csr.e_id, pos)
+
+
+def _as_index(input_nodes, num_nodes: int, device) -> Tensor:
+    if input_nodes is None:
+        return torch.arange(num_nodes, device=device)
+    if not isinstance(input_nodes, Tensor):
+        input_nodes = torch.as_tensor(input_nodes)
+    if input_nodes.dtype == torch.bool:
+        if input_nodes.dim() != 1 or input_nodes.numel() != num_nodes:
+            raise ValueError(f"input_nodes as a mask must have shape [{num_nodes}], got {list(input_nodes.shape)}")
+        idx = input_nodes.nonzero().view(-1)
+    else:
+        if input_nodes.is_floating_point() or input_nodes.dim() != 1:
+            raise TypeError("input_nodes must be a bool mask or a 1-D integer tensor of node ids")
+        idx = input_nodes.long()
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_nodes):
+            raise ValueError(f"input_nodes holds ids outside [0, {num_nodes})")
+    if idx.numel() == 0:
+        raise ValueError("input_nodes selects no node; it must select at least one")
+    return idx.to(device)
+
+
+class NeighborLoader:
+    """Mini-batches of sampled ``L``-hop neighborhoods (Hamilton et al., 2017), PyG-compatible.
+
+    Parameters
+    ----------
+    data:
+        A PyG ``Data`` with ``edge_index`` (and usually ``x``, ``y``, masks). Node-level
+        tensors (first dimension ``num_nodes``) are sliced into each batch; edge-level ones
+        (``edge_attr``, ``edge_weight``) are sliced by ``e_id``.
+    num_neighbors:
+        Fanout per hop, e.g. ``[15, 10]``; ``-1`` takes all neighbors at that hop.
+    batch_size:
+        Seed nodes per batch.
+    input_nodes:
+        Seeds: a bool mask, an index tensor or ``None`` (all nodes).
+    shuffle, drop_last:
+        Shuffle the seeds each epoch; drop the last incomplete batch.
+    replace:
+        Sample with replacement (default: without, as GraphSAGE and PyG).
+    generator:
+        A ``torch.Generator`` on the data's device for reproducible sampling; default:
+        the global RNG (seeded by ``seed_everything``).
+    """
+
+    def __init__(self, data: Data, num_neighbors, batch_size: int = 1, input_nodes=None, shuffle: bool = False,
+                 replace: bool = False, drop_last: bool = False, generator: torch.Generator | None = None):
+        if not isinstance(num_neighbors, (list, tuple)) or len(num_neighbors) == 0:
+            raise ValueError("num_neighbors must be a non-empty list of fanouts such as [15, 10], "
+                             f"got {num_neighbors!r}")
+        for hop, k in enumerate(num_neighbors):
+            if isinstance(k, bool) or not isinstance(k, int) or k < -1:
+                raise ValueError(f"num_neighbors[{hop}] must be an integer >= 0 or -1 (all neighbors), got {k!r}")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.data = data
+        self.num_neighbors = list(num_neighbors)
+        self.shuffle, self.replace, self.drop_last, self.generator = shuffle, replace, drop_last, generator
+        n = data.num_nodes
+        self.device = data.edge_index.device
+        self.csr = to_csr(data.edge_index, n, by="dst")
+        self.input_nodes = _as_index(input_nodes, n, self.device)
+        self._assoc = torch.full((n,), -1, dtype=torch.long, device=self.device)
+        self._node_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
+                           and data.is_node_attr(k)]
+        self._edge_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
+                           and data.is_edge_attr(k)]
+
+    def __len__(self) -> int:
+        n = self.input_nodes.numel()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        seeds = self.input_nodes
+        if self.shuffle:
+            perm = torch.randperm(seeds.numel(), device=seeds.device, generator=self.generator)
+            seeds = seeds[perm]
+        for i in range(len(self)):
+            yield self.sample(seeds[i * self.batch_size:(i + 1) * self.batch_size])
+
+    def sample_nodes(self, seeds: Tensor) -> tuple[Tensor, Tensor, Tensor, list[int], list[int]]:
+        """The sampling alone: ``(n_id, local edge_index, e_id, nodes per hop, edges per hop)``."""
+        assoc = self._assoc
+        seeds = seeds.to(self.device)
+        if torch.unique(seeds).numel() != seeds.numel():
+            raise ValueError("seed nodes of a batch must be distinct")
+        n_ids = [seeds]
+        assoc[seeds] = torch.arange(seeds.numel(), device=self.device)
+        frontier, frontier_start, total = seeds, 0, seeds.numel()
+        rows, cols, eids = [], [], []
+        nodes_per_hop, edges_per_hop = [seeds.numel()], []
+        try:
+            for k in self.num_neighbors:
+                target, nbr, e_id = sample_neighbors(self.csr, frontier, k, self.replace, self.generator)
+                new = nbr[_take(assoc, nbr) < 0]
+                new = torch.unique(new)
+                assoc[new] = torch.arange(total, total + new.numel(), device=self.device)
+                rows.append(_take(assoc, nbr))
+                cols.append(target + frontier_start)
+                eids.append(e_id)
+                n_ids.append(new)
+                nodes_per_hop.append(new.numel())
+                edges_per_hop.append(e_id.numel())
+                frontier, frontier_start, total = new, total, total + new.numel()
+            n_id = torch.cat(n_ids)
+        finally:
+            assoc[torch.cat(n_ids)] = -1  # reset only what this batch touched
+        edge_index = torch.stack([torch.cat(rows), torch.cat(cols)])
+        return n_id, edge_index, torch.cat(eids), nodes_per_hop, edges_per_hop
+
+    def sample(self, seeds: Tensor) -> Data:
+        """One batch for the given seed nodes (global ids)."""
+        n_id, edge_index, e_id, nph, eph = self.sample_nodes(seeds)
+        batch = Data(edge_index=edge_index, n_id=n_id, e_id=e_id, num_nodes=n_id.numel())
+        for key in self._node_keys:
+            batch[key] = _take(self.data[key], n_id)
+        for key in self._edge_keys:
+            batch[key] = _take(self.data[key], e_id)
+        batch.batch_size = int(seeds.numel())
+        batch.input_id = seeds
+        batch.num_sampled_nodes = nph
+        batch.num_sampled_edges = eph
+        return batch
+
+    def __repr__(self) -> str:
+        return (f"NeighborLoader(num_neighbors={self.num_neighbors}, batch_size={self.batch_size}, "
+                f"num_seeds={self.input_nodes.numel()}, shuffle={self.shuffle})")
+
+
+def receptive_field_size(data: Data, num_neighbors, seeds: Tensor, generator=None) -> list[int]:
+    """Cumulative number of distinct nodes touched after each hop when sampling
+    ``num_neighbors`` from ``seeds`` (``-1``: the full ``L``-hop neighborhood)."""
+    loader = NeighborLoader(data, num_neighbors, batch_size=max(int(seeds.numel()), 1), generator=generator)
+    _, _, _, nph, _ = loader.sample_nodes(seeds)
+    out, acc = [], 0
+    for c in nph:
+        acc += c
+        out.append(acc)
+    return out
+
+
+@torch.no_grad()
+def layerwise_inference(model: nn.Module, data: Data, batch_size: int = 4096, device=None,
+                        x: Tensor | None = None, progress: bool = False) -> Tensor:
+    """Exact full-neighbor inference of a msgnn_lite ``GCN``/``SAGE`` stack on every node,
+    one layer at a time in node batches (PyG's ``model.inference(x_all, subgraph_loader)``).
+
+    Each layer's output for a batch of nodes uses the rows of the *full-graph*
+    normalized adjacency (so GCN's degrees are the true ones), gathered with all
+    neighbors. Memory: two ``[N, hidden]`` tensors plus one batch's neighborhood.
+    Returns the logits ``[N, out]`` on ``device`` (default: the model's device).
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not hasattr(model, "convs"):
+        raise TypeError("layerwise_inference needs a msgnn_lite GCN/SAGE model (with .convs)")
+    was_training = model.training
+    model.eval()
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    n = data.num_nodes
+    full = build_adjacency(data.edge_index.to(dev), n, model.normalization).matrix
+    crow, colidx, vals = full.crow_indices(), full.col_indices(), full.values()
+    h = data.x if x is None else x
+    if h.layout != torch.strided:  # sparse bag-of-words features: rows are gathered densely
+        h = h.to_dense()
+    assoc = torch.full((n,), -1, dtype=torch.long, device=dev)
+    from tqdm.auto import tqdm
+
+    num_layers = len(model.convs)
+    for i, conv in enumerate(model.convs):
+        outs = []
+        for start in tqdm(range(0, n, batch_size), disable=not progress, leave=False, desc=f"layer {i + 1}"):
+            rows = torch.arange(start, min(start + batch_size, n), device=dev)
+            lo, hi = int(crow[rows[0]]), int(crow[rows[-1] + 1])
+            nbr = colidx[lo:hi]
+            w = vals[lo:hi]
+            extra = torch.unique(nbr[(nbr < rows[0]) | (nbr > rows[-1])])
+            n_id = torch.cat([rows, extra])
+            assoc[n_id] = torch.arange(n_id.numel(), device=dev)
+            src = assoc[nbr]
+            assoc[n_id] = -1
+            m = n_id.numel()
+            ptr = torch.zeros(m + 1, dtype=torch.long, device=dev)
+            ptr[1:rows.numel() + 1] = crow[rows + 1] - lo
+            ptr[rows.numel() + 1:] = hi - lo
+            adj = SparseAdjacency(_csr(ptr, src, w, m, m), model.normalization)
+            out = conv(h[n_id.to(h.device)].to(dev), adj)[:rows.numel()]
+            if i < num_layers - 1:
+                if getattr(model, "norms", None) is not None:
+                    out = model.norms[i](out)
+                out = torch.relu(out)
+            outs.append(out)
+        h = torch.cat(outs)
+    model.train(was_training)
+    return h

@@ -1,0 +1,247 @@
+"""GraphSAINT (Zeng et al., ICLR 2020) subgraph samplers in pure PyTorch, with PyG's names.
+
+Each step samples a node set ``V_s`` and trains a full GCN on the subgraph it induces.
+Three samplers, as in the paper:
+
+* :class:`GraphSAINTNodeSampler`: ``batch_size`` node draws with probability
+  proportional to the degree (``||A_{:,v}||^2`` of the unnormalized adjacency, the
+  paper's choice), with replacement, duplicates merged;
+* :class:`GraphSAINTEdgeSampler`: ``batch_size`` edge draws with ``p_(u,v)`` proportional to
+  ``1/deg(u) + 1/deg(v)``; the node set is their end points;
+* :class:`GraphSAINTRandomWalkSampler`: ``batch_size`` uniform roots, each followed by a
+  uniform random walk of ``walk_length`` steps.
+
+With ``sample_coverage > 0`` the sampler first draws subgraphs until every node has been
+sampled ``sample_coverage`` times on average, counts how often each node (``C_v``) and
+each edge (``C_(u,v)``) appears among ``M`` pre-samples, and attaches to every batch the
+paper's normalization coefficients (Section 3.2, Algorithm 1):
+
+* ``node_norm[v] = 1 / lambda_v`` with ``lambda_v = |V| C_v / M``: weighting each node's
+  loss by it makes the mini-batch loss an unbiased estimate of the full-graph mean loss;
+* ``edge_norm[(u,v)] = 1 / alpha_(u,v)`` with ``alpha_(u,v) = C_(u,v) / C_v`` (``v`` the
+  aggregating node): scaling the full graph's normalized edge weight by it makes each
+  sampled node's aggregation an unbiased estimate of its full-graph aggregation.
+
+:meth:`GraphSAINTSampler.adjacency` builds that operator for a batch (the full graph's
+normalized weights times ``edge_norm``, self-loops unscaled since ``alpha_(v,v) = 1``).
+Everything runs on the data's device.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from .checks import check_edge_index, check_positive_int
+from .loader import _take
+from .sparse import SparseAdjacency, _compress, _csr
+
+__all__ = ["GraphSAINTSampler", "GraphSAINTNodeSampler", "GraphSAINTEdgeSampler", "GraphSAINTRandomWalkSampler"]
+
+
+def _categorical(cdf: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+    """``num`` draws from the distribution whose (unnormalized) CDF is ``cdf`` (inverse-CDF;
+    unlike ``torch.multinomial`` it has no 2^24-category limit)."""
+    u = torch.rand(num, dtype=cdf.dtype, device=cdf.device, generator=generator) * cdf[-1]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.numel() - 1)
+
+
+class GraphSAINTSampler:
+    """Base class: iterate to get ``num_steps`` batches (PyG's ``GraphSAINTSampler``).
+
+    A batch is the subgraph induced by the sampled node set, a ``Data`` with node
+    attributes sliced, local ``edge_index``, ``n_id``, ``e_id`` and, when
+    ``sample_coverage > 0``, ``node_norm`` and ``edge_norm``.
+    """
+
+    def __init__(self, data: Data, batch_size: int, num_steps: int = 1, sample_coverage: int = 0,
+                 generator: torch.Generator | None = None, log: bool = False):
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.num_steps = check_positive_int(num_steps, "num_steps")
+        if isinstance(sample_coverage, bool) or not isinstance(sample_coverage, int) or sample_coverage < 0:
+            raise ValueError(f"sample_coverage must be an integer >= 0, got {sample_coverage!r}")
+        self.sample_coverage = sample_coverage
+        self.data = data
+        self.N = n = data.num_nodes
+        self.E = data.edge_index.size(1)
+        ei = check_edge_index(data.edge_index, n)
+        self.device = ei.device
+        self.generator = generator
+        self.row, self.col = ei[0], ei[1]  # PyG flow: row = source, col = target
+        # Incoming-edge CSR (rows = destination) for inducing subgraphs.
+        order = torch.sort(self.col, stable=True).indices
+        self._in_ptr = _compress(self.col[order], n)
+        self._in_src = self.row[order]
+        self._in_eid = order
+        self.deg_in = self._in_ptr[1:] - self._in_ptr[:-1]
+        self._assoc = torch.full((n,), -1, dtype=torch.long, device=self.device)
+        self._node_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
+                           and data.is_node_attr(k)]
+        self._edge_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
+                           and data.is_edge_attr(k)]
+        self.node_norm: Tensor | None = None
+        self.edge_norm: Tensor | None = None
+        self.num_presamples = 0
+        if sample_coverage > 0:
+            self._compute_norm(log)
+
+    # -- to be provided by subclasses -------------------------------------------------------
+    def sample_nodes(self) -> Tensor:
+        """Global ids of one sample's nodes (any order, duplicates allowed)."""
+        raise TypeError(f"{type(self).__name__} must define sample_nodes()")
+
+    # -- shared machinery ---------------------------------------------------------------------
+    def induced(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(n_id sorted, local edge_index, e_id)`` of the subgraph induced by ``nodes``."""
+        n_id = torch.unique(nodes)
+        start = _take(self._in_ptr, n_id)
+        deg = _take(self._in_ptr, n_id + 1) - start
+        total = int(deg.sum())
+        tgt = torch.repeat_interleave(torch.arange(n_id.numel(), device=n_id.device), deg, output_size=total)
+        starts = torch.cumsum(deg, 0) - deg
+        slot = _take(start, tgt) + torch.arange(total, device=n_id.device) - _take(starts, tgt)
+        src = _take(self._in_src, slot)
+        assoc = self._assoc
+        assoc[n_id] = torch.arange(n_id.numel(), device=n_id.device)
+        loc = _take(assoc, src)
+        assoc[n_id] = -1  # reset only what this sample touched
+        keep = loc >= 0
+        edge_index = torch.stack([loc[keep], tgt[keep]])
+        return n_id, edge_index, _take(self._in_eid, slot[keep])
+
+    def _compute_norm(self, log: bool) -> None:
+        node_count = torch.zeros(self.N, dtype=torch.float64, device=self.device)
+        edge_count = torch.zeros(self.E, dtype=torch.float64, device=self.device)
+        total, m = 0, 0
+        while total < self.N * self.sample_coverage:
+            n_id, _, e_id = self.induced(self.sample_nodes())
+            node_count.index_add_(0, n_id, torch.ones(n_id.numel(), dtype=torch.float64, device=self.device))
+            edge_count.index_add_(0, e_id, torch.ones(e_id.numel(), dtype=torch.float64, device=self.device))
+            total += n_id.numel()
+            m += 1
+        self.num_presamples = m
+        # alpha_(u,v) = C_(u,v) / C_v (v = target), lambda_v = |V| C_v / M.
+        edge_norm = node_count[self.col] / edge_count
+        edge_norm[torch.isnan(edge_norm) | torch.isinf(edge_norm)] = 0.1  # never sampled: PyG's fallback
+        self.edge_norm = edge_norm.clamp_(0, 1e4).float()
+        node_norm = m / (node_count * self.N)
+        node_norm[torch.isinf(node_norm)] = 0.1
+        self.node_norm = node_norm.float()
+        if log:
+            print(f"GraphSAINT: {m} pre-samples for coverage {self.sample_coverage}")
+
+    def __len__(self) -> int:
+        return self.num_steps
+
+    def __iter__(self):
+        for _ in range(self.num_steps):
+            yield self.sample()
+
+    def sample(self) -> Data:
+        """One batch."""
+        n_id, edge_index, e_id = self.induced(self.sample_nodes())
+        batch = Data(edge_index=edge_index, n_id=n_id, e_id=e_id, num_nodes=n_id.numel())
+        for key in self._node_keys:
+            batch[key] = _take(self.data[key], n_id)
+        for key in self._edge_keys:
+            batch[key] = _take(self.data[key], e_id)
+        if self.node_norm is not None:
+            batch.node_norm = self.node_norm[n_id]
+            batch.edge_norm = self.edge_norm[e_id]
+        return batch
+
+    def _full_weights(self, normalization: str) -> tuple[Tensor, Tensor]:
+        """Per-edge weights of the full graph's normalized operator and its self-loop weights."""
+        key = f"_w_{normalization}"
+        if not hasattr(self, key):
+            deg = self.deg_in.to(torch.float32)
+            if normalization == "gcn":  # D^-1/2 (A+I) D^-1/2 with in-degrees (+1 for the loop)
+                dinv = (deg + 1).pow(-0.5)
+                w, loop = dinv[self.row] * dinv[self.col], dinv * dinv
+            elif normalization in ("mean", "rw"):
+                dinv = deg.reciprocal().masked_fill_(deg == 0, 0.0)
+                w, loop = dinv[self.col], None
+            elif normalization == "sum":
+                w, loop = torch.ones(self.E, device=self.device), None
+            else:
+                raise ValueError(f"normalization must be 'gcn', 'mean', 'rw' or 'sum', got {normalization!r}")
+            setattr(self, key, (w, loop))
+        return getattr(self, key)
+
+    def adjacency(self, batch: Data, normalization: str = "gcn", use_norm: bool = True) -> SparseAdjacency:
+        """The batch's graph operator: full-graph normalized weights of its edges, times
+        ``edge_norm`` when ``use_norm`` (GraphSAINT's unbiased aggregator), plus the
+        self-loops for ``"gcn"``. Pass it to a msgnn_lite model as ``model(batch.x, adj)``."""
+        w_full, loop = self._full_weights(normalization)
+        src, dst = batch.edge_index
+        w = w_full[batch.e_id]
+        if use_norm:
+            if "edge_norm" not in batch:
+                raise ValueError("batch has no edge_norm: build the sampler with sample_coverage > 0")
+            w = w * batch.edge_norm
+        if loop is not None:
+            ar = torch.arange(batch.num_nodes, device=src.device)
+            src, dst, w = torch.cat([src, ar]), torch.cat([dst, ar]), torch.cat([w, loop[batch.n_id]])
+        order = torch.sort(dst, stable=True).indices
+        n = batch.num_nodes
+        return SparseAdjacency(_csr(_compress(dst[order], n), src[order], w[order], n, n), normalization)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self.batch_size}, num_steps={self.num_steps}, " \
+               f"sample_coverage={self.sample_coverage})"
+
+
+class GraphSAINTNodeSampler(GraphSAINTSampler):
+    """Node sampler: ``batch_size`` draws with probability proportional to the in-degree."""
+
+    def sample_nodes(self) -> Tensor:
+        if not hasattr(self, "_node_cdf"):
+            self._node_cdf = torch.cumsum(self.deg_in.to(torch.float64), 0)
+            if float(self._node_cdf[-1]) == 0:
+                raise ValueError("GraphSAINTNodeSampler needs a graph with edges")
+        return _categorical(self._node_cdf, self.batch_size, self.generator)
+
+
+class GraphSAINTEdgeSampler(GraphSAINTSampler):
+    """Edge sampler: ``batch_size`` edge draws with ``p_(u,v)`` proportional to ``1/deg(u) + 1/deg(v)``."""
+
+    def sample_nodes(self) -> Tensor:
+        if not hasattr(self, "_edge_cdf"):
+            if self.E == 0:
+                raise ValueError("GraphSAINTEdgeSampler needs a graph with edges")
+            deg = self.deg_in.to(torch.float64).clamp(min=1)
+            self._edge_cdf = torch.cumsum(1.0 / deg[self.row] + 1.0 / deg[self.col], 0)
+        e = _categorical(self._edge_cdf, self.batch_size, self.generator)
+        return torch.cat([self.row[e], self.col[e]])
+
+
+class GraphSAINTRandomWalkSampler(GraphSAINTSampler):
+    """Random-walk sampler: ``batch_size`` uniform roots, a uniform walk of ``walk_length``
+    steps from each (a node without out-edges stays where it is)."""
+
+    def __init__(self, data: Data, batch_size: int, walk_length: int, num_steps: int = 1, sample_coverage: int = 0,
+                 generator: torch.Generator | None = None, log: bool = False):
+        self.walk_length = check_positive_int(walk_length, "walk_length")
+        ei = check_edge_index(data.edge_index, data.num_nodes)
+        order = torch.sort(ei[0], stable=True).indices
+        self._out_ptr = _compress(ei[0][order], data.num_nodes)
+        self._out_dst = ei[1][order]
+        super().__init__(data, batch_size, num_steps, sample_coverage, generator, log)
+
+    def sample_nodes(self) -> Tensor:
+        cur = torch.randint(0, self.N, (self.batch_size,), device=self.device, generator=self.generator)
+        walk = [cur]
+        for _ in range(self.walk_length):
+            start = self._out_ptr[cur]
+            deg = self._out_ptr[cur + 1] - start
+            r = (torch.rand(cur.numel(), dtype=torch.float64, device=self.device, generator=self.generator)
+                 * deg).long()
+            nxt = self._out_dst[(start + torch.minimum(r, (deg - 1).clamp(min=0))).clamp(max=max(self.E - 1, 0))]
+            cur = torch.where(deg > 0, nxt, cur)
+            walk.append(cur)
+        return torch.cat(walk)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self.batch_size}, walk_length={self.walk_length}, " \
+               f"num_steps={self.num_steps}, sample_coverage={self.sample_coverage})"
+

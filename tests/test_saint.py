@@ -1,0 +1,96 @@
+"""GraphSAINT: the normalized aggregation and loss are unbiased, the raw ones are not."""
+import pytest
+import torch
+
+from msgnn_lite.data import make_csbm
+from msgnn_lite.saint import GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler
+from msgnn_lite.sparse import build_adjacency
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return make_csbm(300, 6, 3, 8, 0.7, seed=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # tiny tensor ops: one thread avoids oversubscription on a shared CPU
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+SAMPLERS = [
+    (GraphSAINTNodeSampler, {"batch_size": 60}),
+    (GraphSAINTEdgeSampler, {"batch_size": 40}),
+    (GraphSAINTRandomWalkSampler, {"batch_size": 20, "walk_length": 2}),
+]
+
+
+@pytest.mark.parametrize("cls,kw", SAMPLERS, ids=["node", "edge", "rw"])
+def test_normalized_aggregation_and_loss_are_unbiased(graph, cls, kw):
+    torch.manual_seed(0)
+    sampler = cls(graph, num_steps=600, sample_coverage=400, **kw)
+    assert sampler.num_presamples > 0
+    x = torch.rand(graph.num_nodes, 3) + 0.5
+    full = build_adjacency(graph.edge_index, graph.num_nodes, "gcn") @ x
+    per_node_loss = torch.rand(graph.num_nodes)
+    acc, acc_raw = torch.zeros_like(full), torch.zeros_like(full)
+    cnt = torch.zeros(graph.num_nodes)
+    losses = []
+    for b in sampler:  # fresh samples, independent of the pre-sampling
+        assert torch.equal(graph.edge_index[:, b.e_id], b.n_id[b.edge_index])
+        acc.index_add_(0, b.n_id, sampler.adjacency(b) @ x[b.n_id])
+        acc_raw.index_add_(0, b.n_id, sampler.adjacency(b, use_norm=False) @ x[b.n_id])
+        cnt.index_add_(0, b.n_id, torch.ones(b.num_nodes))
+        losses.append(float((b.node_norm * per_node_loss[b.n_id]).sum()))
+    seen = cnt > 30
+    assert int(seen.sum()) > 0.9 * graph.num_nodes
+    est = acc[seen] / cnt[seen, None]
+    raw = acc_raw[seen] / cnt[seen, None]
+    bias = float((est - full[seen]).sum() / full[seen].sum())
+    raw_bias = float((raw - full[seen]).sum() / full[seen].sum())
+    assert abs(bias) < 0.03, f"normalized aggregation biased by {bias:.3f}"
+    assert raw_bias < -0.3, f"unnormalized aggregation should underestimate, bias {raw_bias:.3f}"
+    # Per node too: the normalized estimate is closer to the truth for most nodes.
+    closer = ((est - full[seen]).abs().sum(1) < (raw - full[seen]).abs().sum(1)).float().mean()
+    assert closer > 0.9
+    mean_loss = sum(losses) / len(losses)
+    assert abs(mean_loss - float(per_node_loss.mean())) < 0.03 * float(per_node_loss.mean())
+
+
+def test_coefficients_match_the_paper_definition(graph):
+    """On a sampler that always returns the same node set, C_v = M for those nodes,
+    so lambda_v = |V| and alpha = 1: node_norm = 1/|V| and edge_norm = 1."""
+    class Fixed(GraphSAINTNodeSampler):
+        def sample_nodes(self):
+            return torch.arange(50)
+
+    s = Fixed(graph, batch_size=50, sample_coverage=2)
+    b = s.sample()
+    torch.testing.assert_close(b.node_norm, torch.full((50,), 1.0 / graph.num_nodes))
+    torch.testing.assert_close(b.edge_norm, torch.ones(b.edge_index.size(1)))
+
+
+def test_random_walks_follow_edges(graph):
+    torch.manual_seed(1)
+    s = GraphSAINTRandomWalkSampler(graph, batch_size=30, walk_length=4)
+    n = graph.num_nodes
+    edges = set((graph.edge_index[0] * n + graph.edge_index[1]).tolist())
+    walk = s.sample_nodes().view(5, 30)
+    for a, b in zip(walk[:-1], walk[1:]):
+        assert all(int(u) * n + int(v) in edges for u, v in zip(a, b))
+    batch = s.sample()
+    assert batch.num_nodes <= 150 and "node_norm" not in batch
+
+
+def test_bad_arguments(graph):
+    with pytest.raises(ValueError, match="walk_length"):
+        GraphSAINTRandomWalkSampler(graph, batch_size=10, walk_length=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        GraphSAINTNodeSampler(graph, batch_size=0)
+    with pytest.raises(ValueError, match="sample_coverage"):
+        GraphSAINTEdgeSampler(graph, batch_size=10, sample_coverage=-1)
+    with pytest.raises(ValueError, match="edge_norm"):
+        s = GraphSAINTEdgeSampler(graph, batch_size=10)
+        s.adjacency(s.sample())
