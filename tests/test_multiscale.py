@@ -1,0 +1,161 @@
+"""Multiscale training: coarse-to-fine schedule, equivalence with plain training,
+the telescoping gradient estimator and the work accounting."""
+import pytest
+import torch
+
+from msgnn_lite.data import make_csbm
+from msgnn_lite.models import GCN
+from msgnn_lite.multiscale import (
+    MultiscaleTrainer,
+    Work,
+    flat_grad,
+    forward_work,
+    graph_loss,
+    multiscale_loss,
+    paper_schedule,
+    step_work,
+    sub_to_full,
+    train_full,
+    train_multiscale,
+)
+from msgnn_lite.train import fit
+from msgnn_lite.utils import seed_everything
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return make_csbm(120, 5, 3, 8, 0.8, seed=0, feature_signal=1.5, train_ratio=0.3, val_ratio=0.2)
+
+
+def _model(graph, seed=0, **kw):
+    seed_everything(seed)
+    return GCN(graph.num_features, 16, graph.num_classes, num_layers=2, dropout=kw.pop("dropout", 0.0), **kw)
+
+
+def test_paper_schedule():
+    assert paper_schedule(3, 10) == [(3, 80), (2, 40), (1, 20), (0, 10)]
+    assert paper_schedule(0, 7) == [(0, 7)]
+
+
+def test_one_level_equals_plain_training(graph):
+    """levels=0 (only the fine graph) is plain full-batch training, step for step."""
+    plain = fit(_model(graph), graph, epochs=15, lr=0.01, weight_decay=0.0, seed=0, device="cpu", progress=False,
+                measure_memory=False)
+    ms = train_full(_model(graph), graph, epochs=15, lr=0.01, weight_decay=0.0, seed=0, device="cpu",
+                    progress=False)
+    torch.testing.assert_close(torch.tensor(ms.history["loss"].values), torch.tensor(plain.history["loss"].values))
+    assert ms.result.test_acc == plain.test_acc
+    assert ms.fine_epochs == pytest.approx(15.0)
+
+
+def test_ratio_one_coarse_to_fine_equals_plain_training(graph):
+    """Coarsening that keeps every node (top-k, ratio 1) makes every level the fine graph."""
+    plain = fit(_model(graph, dropout=0.5), graph, epochs=21, lr=0.01, weight_decay=0.0, seed=1, device="cpu",
+                progress=False, measure_memory=False)
+    ms = train_multiscale(_model(graph, dropout=0.5), graph, levels=2, epochs=3, method="topk", ratio=1.0,
+                          lr=0.01, seed=1, device="cpu", progress=False)
+    assert len(ms.history) == 21 and list(ms.history["level"]) == [2] * 12 + [1] * 6 + [0] * 3
+    torch.testing.assert_close(torch.tensor(ms.history["loss"].values), torch.tensor(plain.history["loss"].values),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_coarse_to_fine_levels_sizes_and_work(graph):
+    ms = train_multiscale(_model(graph), graph, levels=2, epochs=4, method="random", lr=0.01, seed=0, device="cpu",
+                          progress=False)
+    h = ms.history
+    assert list(h["level"]) == [2] * 16 + [1] * 8 + [0] * 4
+    assert set(h.loc[h.level == 2, "nodes"]) == {30} and set(h.loc[h.level == 1, "nodes"]) == {60}
+    assert set(h.loc[h.level == 0, "nodes"]) == {120}
+    # work is monotone and the fine phase adds exactly one fine-epoch per epoch
+    fe = h["fine_epochs"].values
+    assert (fe[1:] >= fe[:-1]).all()
+    assert fe[-1] - fe[-5] == pytest.approx(4.0)
+    assert fe[15] < 16 * 0.5  # a quarter-size graph costs well under half a fine epoch
+    assert 0 <= ms.result.test_acc <= 1 and ms.result.best_epoch >= 1
+
+
+def test_random_coarsening_resamples_each_epoch(graph):
+    trainer = MultiscaleTrainer(graph, [(1, 3)], method="random", seed=0)
+    ids = [trainer.graph_for(graph, 1, e).node_ids for e in range(3)]
+    assert all(i.numel() == 60 for i in ids)
+    assert not torch.equal(ids[0], ids[1]) or not torch.equal(ids[1], ids[2])
+    fixed = MultiscaleTrainer(graph, [(1, 3)], method="topk", seed=0)
+    assert torch.equal(fixed.graph_for(graph, 1, 0).node_ids, fixed.graph_for(graph, 1, 1).node_ids)
+
+
+def test_sub_to_full_runs_on_subgraphs(graph):
+    ms = sub_to_full(_model(graph), graph, levels=1, epochs=3, lr=0.01, device="cpu", progress=False)
+    assert ms.method == "subgraph" and list(ms.history["level"]) == [1] * 6 + [0] * 3
+
+
+def _grad(model, loss):
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return flat_grad(model).clone()
+
+
+def test_telescoping_with_no_levels_is_the_plain_gradient(graph):
+    model = _model(graph)
+    model.eval()
+    exact = _grad(model, graph_loss(model, graph)[0])
+    loss, work = multiscale_loss(model, graph, levels=0)
+    torch.testing.assert_close(_grad(model, loss), exact)
+    assert work.total == pytest.approx(graph_loss(model, graph)[1].total)
+
+
+def test_telescoping_monte_carlo_mean_approaches_full_gradient(graph):
+    model = _model(graph)
+    model.eval()
+    exact = _grad(model, graph_loss(model, graph)[0])
+    gen = torch.Generator().manual_seed(0)
+    samples = torch.stack([_grad(model, multiscale_loss(model, graph, levels=2, batch_ratio=1.0, generator=gen)[0])
+                           for _ in range(300)])
+    single = (samples - exact).norm(dim=1).mean() / exact.norm()
+    mean_err = (samples.mean(0) - exact).norm() / exact.norm()
+    assert mean_err < 0.25 * single  # noise averages out: unbiased up to Monte Carlo error
+    assert mean_err < 0.1
+    # the coarse-only term on its own is biased: its mean stays away from the exact gradient
+    gen = torch.Generator().manual_seed(0)
+    coarse = torch.stack([_grad(model, multiscale_loss(model, graph, levels=2, form="coarse", generator=gen)[0])
+                          for _ in range(300)])
+    assert (coarse.mean(0) - exact).norm() / exact.norm() > 2 * mean_err
+
+
+def test_abs_form_flips_the_correction_sign(graph):
+    model = _model(graph)
+    model.eval()
+    gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    tele, _ = multiscale_loss(model, graph, levels=1, form="telescoping", generator=gen_a)
+    absf, _ = multiscale_loss(model, graph, levels=1, form="abs", generator=gen_b)
+    # same draws: the two losses agree iff the fine-minus-coarse difference is >= 0
+    gen_c = torch.Generator().manual_seed(5)
+    from msgnn_lite.coarsening import coarsen_hierarchy
+    coarsest = coarsen_hierarchy(graph, 1, generator=gen_c)[-1]
+    base = graph_loss(model, coarsest)[0]
+    diff = tele - base
+    torch.testing.assert_close(absf - base, diff.abs())
+
+
+def test_work_counts(graph):
+    model = GCN(8, 16, 3, num_layers=2)
+    w = forward_work(model, 100, 600)
+    # layer 1: 100*8*16 dense, propagate the narrower width (8); layer 2: 100*16*3, width 3
+    assert w.dense_macs == 100 * 8 * 16 + 100 * 16 * 3
+    assert w.edge_ops == 600 * 8 + 600 * 3
+    assert step_work(model, 100, 600).total == pytest.approx(3 * w.total)
+    assert (Work(1, 2) + Work(3, 4)).total == 10
+
+
+def test_bad_arguments_raise(graph):
+    with pytest.raises(ValueError, match="ratio"):
+        train_multiscale(_model(graph), graph, levels=1, epochs=2, ratio=1.5, progress=False)
+    with pytest.raises(ValueError, match="k must be"):
+        train_multiscale(_model(graph), graph, levels=1, epochs=2, k=0, progress=False)
+    with pytest.raises(ValueError, match="more than the graph allows"):
+        train_multiscale(_model(graph), graph, levels=9, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="method"):
+        train_multiscale(_model(graph), graph, levels=1, epochs=2, method="graclus", progress=False)
+    with pytest.raises(ValueError, match="form"):
+        multiscale_loss(_model(graph), graph, levels=1, form="square")
+    with pytest.raises(ValueError, match="batch_ratio"):
+        multiscale_loss(_model(graph), graph, levels=1, batch_ratio=0.0)
