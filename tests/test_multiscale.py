@@ -8,6 +8,7 @@ from msgnn_lite.models import GCN
 from msgnn_lite.multiscale import (
     MultiscaleTrainer,
     Work,
+    compare_methods,
     flat_grad,
     forward_work,
     graph_loss,
@@ -15,6 +16,7 @@ from msgnn_lite.multiscale import (
     paper_schedule,
     step_work,
     sub_to_full,
+    summarize_runs,
     train_full,
     train_multiscale,
 )
@@ -159,3 +161,17 @@ def test_bad_arguments_raise(graph):
         multiscale_loss(_model(graph), graph, levels=1, form="square")
     with pytest.raises(ValueError, match="batch_ratio"):
         multiscale_loss(_model(graph), graph, levels=1, batch_ratio=0.0)
+
+
+def test_compare_methods_target_is_a_fraction_of_the_baseline_best(graph):
+    runs, hist = compare_methods(graph, lambda: _model(graph), [{"method": "random", "levels": 1}], epochs=6,
+                                 lr=1e-2, eval_every=1, target_fraction=0.9, progress=False)
+    base = runs[runs.method == "full graph"].iloc[0]
+    assert base.target_val_acc == pytest.approx(0.9 * base.val_acc)
+    assert base.speedup_work == pytest.approx(1.0) and base.speedup_time == pytest.approx(1.0)
+    h = hist[("full graph", 0, 0)]
+    first = h.index[h.val_acc >= base.target_val_acc - 1e-12][0]
+    assert base.fine_epochs_to_target == pytest.approx(h.loc[first, "fine_epochs"])
+    assert {"val_acc", "reached_target"} <= set(summarize_runs(runs).columns)
+    with pytest.raises(ValueError, match="target_fraction"):
+        compare_methods(graph, lambda: _model(graph), [], epochs=2, target_fraction=1.5, progress=False)

@@ -5,12 +5,14 @@ and sub-to-full against full-graph training at an equal work budget.
     python -m msgnn_lite.bench multiscale --profile full        # + PubMed, ogbn-arxiv, all levels, 5 seeds (GPU)
     python -m msgnn_lite.bench multiscale --datasets Cora --levels 1 2 3 --methods random topk subgraph alternate
 
-For each dataset (GCN: 4 layers, 192 hidden, dropout 0.3, BatchNorm, lr 1e-3 -- the
-paper's transductive setting) and a large CSBM graph, it prints per method: the
-validation-selected test accuracy (mean +- std over seeds), the paper's metric (max
-test accuracy over epochs, labelled), the training work in fine-graph-epoch
-equivalents, training and evaluation seconds, and the work/time to reach the
-full-graph baseline's best validation accuracy (and the speedups).
+For each dataset (GCN: 4 layers, 192 hidden, dropout 0.3, BatchNorm -- the paper's
+transductive setting -- with Adam lr 1e-2 for every method: the paper's 1e-3 is meant for
+runs of thousands of epochs and leaves the baseline unconverged in our budget) and a large,
+weakly separable CSBM graph, it prints per method: the validation-selected test accuracy
+(mean +- std over seeds), the paper's metric (max test accuracy over epochs, labelled), the
+best validation accuracy, the training work in fine-graph-epoch equivalents, training and
+evaluation seconds, and the work/time to reach 99 % of the full-graph baseline's best
+validation accuracy (and the speedups over the baseline's own work/time to it).
 """
 from __future__ import annotations
 
@@ -36,12 +38,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="the full-graph baseline's epochs (work budget)")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--k", type=int, default=1, help="connectivity enhancement: A_c = P^T A^k P")
-    parser.add_argument("--target-tol", type=float, default=0.005,
-                        help="target = the full-graph run's best val acc minus this (time-to-accuracy tolerance)")
+    parser.add_argument("--lr", type=float, default=1e-2,
+                        help="Adam learning rate of every method (the paper's 1e-3 needs its much longer runs; "
+                             "1e-2 lets the full-graph baseline converge within the budget)")
+    parser.add_argument("--target-fraction", type=float, default=0.99,
+                        help="target = this fraction of the full-graph run's best val acc (time-to-accuracy)")
     parser.add_argument("--csbm-nodes", type=int, default=None, help="0 skips the CSBM graph")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (1 keeps timings stable on a small shared machine; 0 = torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (0 = torch's default; 1 gives steadier timings on a busy shared machine)")
     add_device_argument(parser)
+
+
+# The synthetic graph: weak features (signal 0.3 against unit noise in 32 dimensions), so that
+# an MLP is poor and the graph matters; 5 % labelled, 5 % validation.
+CSBM = dict(avg_degree=10, num_classes=5, num_features=32, homophily=0.7, feature_signal=0.3, train_ratio=0.05,
+            val_ratio=0.05)
+CSBM_DESC = "deg 10, h 0.7, feature signal 0.3"
 
 
 def _configs(methods, levels):
@@ -55,11 +67,11 @@ def _configs(methods, levels):
 
 def _print(title: str, runs: pd.DataFrame) -> None:
     table = summarize_runs(runs)
-    cols = ["method", "levels", "seeds", "test_acc", "test_acc_std", "max_test_acc (paper metric)", "fine_epochs",
+    cols = ["method", "levels", "seeds", "test_acc", "test_acc_std", "max_test_acc (paper metric)", "val_acc", "fine_epochs",
             "train_time_s", "eval_time_s", "fine_epochs_to_target", "time_to_target_s", "speedup_work",
             "speedup_time", "reached_target"]
     target = runs["target_val_acc"].mean()
-    print(f"\n== {title} (target val acc {target:.3f}: the full-graph run's best minus the tolerance) ==")
+    print(f"\n== {title} (target val acc {target:.3f}: a fraction of the full-graph run's best) ==")
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -74,13 +86,13 @@ def run(args) -> int:
         if args.datasets is None else args.datasets
     methods = args.methods or list(METHODS)
     levels = args.levels or by_profile(prof, [1, 2, 3], [1, 2, 3])
-    epochs = args.epochs or by_profile(prof, 80, 400)
+    epochs = args.epochs or by_profile(prof, 100, 400)
     seeds = range(args.seeds or by_profile(prof, 1, 5))
-    csbm_nodes = by_profile(prof, 20_000, 1_000_000) if args.csbm_nodes is None else args.csbm_nodes
+    csbm_nodes = by_profile(prof, 100_000, 1_000_000) if args.csbm_nodes is None else args.csbm_nodes
     configs = _configs(methods, levels) if prof == "default" else \
         [{"method": m, "levels": L} for m in methods for L in levels]
     print(f"device={device} threads={torch.get_num_threads()} profile={prof} epochs(baseline)={epochs} "
-          f"seeds={len(seeds)} k={args.k}")
+          f"seeds={len(seeds)} k={args.k} lr={args.lr} target={args.target_fraction:.0%} of the baseline's best val acc")
     t_all = time.perf_counter()
     import torch_geometric.transforms as T
 
@@ -94,11 +106,11 @@ def run(args) -> int:
         def make_model(data=data):
             return GCN(data.num_features, 192, data.num_classes, num_layers=4, dropout=0.3, batch_norm=True)
 
-        runs, _ = compare_methods(data, make_model, configs, epochs=epochs, seeds=seeds, lr=1e-3, k=args.k,
-                                  device=device, eval_every=5, progress=False, target_tol=args.target_tol)
-        _print(f"{name}: GCN 4x192, dropout 0.3, BatchNorm, lr 1e-3", runs)
+        runs, _ = compare_methods(data, make_model, configs, epochs=epochs, seeds=seeds, lr=args.lr, k=args.k,
+                                  device=device, eval_every=5, progress=False, target_fraction=args.target_fraction)
+        _print(f"{name}: GCN 4x192, dropout 0.3, BatchNorm, lr {args.lr:g}", runs)
     if csbm_nodes:
-        data = make_csbm(csbm_nodes, 10, 5, 32, 0.7, seed=0, feature_signal=0.6, train_ratio=0.05, val_ratio=0.05)
+        data = make_csbm(csbm_nodes, seed=0, **CSBM)
         csbm_cfgs = [{"method": "random", "levels": 2}, {"method": "subgraph", "levels": 2}]
         if prof == "full":
             csbm_cfgs += [{"method": m, "levels": L} for m in ("random", "subgraph", "alternate") for L in (1, 3)]
@@ -106,10 +118,10 @@ def run(args) -> int:
         def make_csbm_model():
             return GCN(32, 64, 5, num_layers=3, dropout=0.2, batch_norm=True)
 
-        runs, _ = compare_methods(data, make_csbm_model, csbm_cfgs, epochs=by_profile(prof, 80, 300), seeds=seeds,
-                                  lr=1e-3, k=args.k, device=device, eval_every=2, progress=False,
-                                  target_tol=args.target_tol)
-        _print(f"CSBM n={csbm_nodes:,} deg 10 h=0.7: GCN 3x64, lr 1e-3", runs)
+        runs, _ = compare_methods(data, make_csbm_model, csbm_cfgs, epochs=by_profile(prof, 60, 300), seeds=seeds,
+                                  lr=args.lr, k=args.k, device=device, eval_every=2, progress=False,
+                                  target_fraction=args.target_fraction)
+        _print(f"CSBM n={csbm_nodes:,} {CSBM_DESC}: GCN 3x64, lr {args.lr:g}", runs)
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s. test_acc is validation-selected; 'max_test_acc (paper "
           f"metric)' is the maximum over epochs, as the paper's code reports it. fine_epochs: training work / one "
           f"full-graph training step's work.")
