@@ -32,6 +32,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from .checks import check_edge_index, check_fraction, check_positive_int
+from .sparse import take_rows as _take
 
 __all__ = [
     "METHODS",
@@ -87,12 +88,6 @@ def method_for_epoch(method: str, epoch: int) -> str:
     if method == "alternate":
         return "random" if epoch % 2 == 0 else "subgraph"
     return method
-
-
-def _take(t: Tensor, idx: Tensor) -> Tensor:
-    """``t[idx]`` along dim 0 via ``index_select``: advanced indexing with a long index is
-    parallelised on a CPU and becomes ~1000x slower when the cores are oversubscribed."""
-    return torch.index_select(t, 0, idx)
 
 
 def _where(mask: Tensor) -> Tensor:

@@ -31,6 +31,7 @@ from torch_geometric.data import Data
 
 from .checks import check_edge_index, check_positive_int
 from .sparse import SparseAdjacency, _csr, build_adjacency
+from .sparse import take_rows as _take
 
 __all__ = ["CSRGraph", "to_csr", "sample_neighbors", "NeighborLoader", "layerwise_inference",
            "receptive_field_size"]
@@ -67,14 +68,6 @@ def to_csr(edge_index: Tensor, num_nodes: int, by: str = "dst") -> CSRGraph:
     rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=key.device)
     torch.cumsum(torch.bincount(key, minlength=num_nodes), 0, out=rowptr[1:])
     return CSRGraph(rowptr, other[perm], perm, num_nodes)
-
-
-def _take(src: Tensor, index: Tensor) -> Tensor:
-    """``src[index]`` along dim 0; ``index_select`` is several times faster than advanced
-    indexing for large gathers on a CPU (sparse tensors fall back to indexing)."""
-    if src.layout != torch.strided:
-        return src[index]
-    return src.index_select(0, index)
 
 
 def _segment_arange(counts: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ reports), and it is exactly the part that grows with depth, width and batch size
 from __future__ import annotations
 
 import contextlib
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -52,27 +53,40 @@ class SavedTensorMeter(contextlib.AbstractContextManager):
 
     def __init__(self, exclude=()):
         self._excluded = {_storage_key(t)[0] for t in exclude}
-        self._seen: set = set()
+        self._live: dict = {}  # storage key -> number of live saved tensors that use it
         self.bytes = 0
         self.count = 0
         self._ctx = None
 
-    def _pack(self, t: torch.Tensor):
+    def _release(self, key) -> None:
+        left = self._live.get(key, 0) - 1
+        if left > 0:
+            self._live[key] = left
+        else:
+            self._live.pop(key, None)
+
+    def pack(self, t: torch.Tensor):
+        """The pack hook: count ``t``'s storage unless a live saved tensor already uses it.
+
+        Deduplication is by storage address among tensors that are still saved, so an
+        address that the allocator reuses after a saved tensor was freed counts again."""
         self.count += 1
         key, nbytes, _ = _storage_key(t)
-        if key not in self._excluded and key not in self._seen:
-            self._seen.add(key)
-            self.bytes += nbytes
+        if key not in self._excluded:
+            live = self._live.get(key, 0)
+            if live == 0:
+                self.bytes += nbytes
+            self._live[key] = live + 1
+            weakref.finalize(t, self._release, key)
         return t
 
     def __enter__(self):
-        self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self._ctx = torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
         self._ctx.__enter__()
         return self
 
     def __exit__(self, *exc):
         self._ctx.__exit__(*exc)
-        self._seen.clear()  # drop the keys; totals stay
         return False
 
 

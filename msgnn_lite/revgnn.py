@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checks import check_fraction, check_positive_int
-from .memory import MB, measure_step
+from .memory import MB, SavedTensorMeter, measure_step
 from .models import GCNConv, SAGEConv, as_adjacency, feature_dropout, linear
 from .sparse import SparseAdjacency, cached_adjacency, propagate
 from .utils import sync
@@ -221,25 +221,6 @@ class RevBlock(nn.Module):
         return [*self.norms[i].parameters(), *self.convs[i].parameters(), *gate]
 
 
-class _BlockCounter:
-    """Pack hook that counts the distinct non-parameter storages saved while one block is
-    recomputed (the transient activation memory of the reversible backward pass)."""
-
-    def __init__(self, excluded: set):
-        self.excluded, self.seen, self.bytes = excluded, set(), 0
-
-    def pack(self, t: Tensor):
-        try:
-            s = t.untyped_storage()
-            key, nbytes = s.data_ptr(), s.nbytes()
-        except (RuntimeError, NotImplementedError):
-            key, nbytes = id(t), t.numel() * t.element_size()
-        if key not in self.excluded and key not in self.seen:
-            self.seen.add(key)
-            self.bytes += nbytes
-        return t
-
-
 def _identity(t: Tensor) -> Tensor:
     return t
 
@@ -273,11 +254,10 @@ class ReversibleStack(torch.autograd.Function):
         y = y.detach()
         index = {id(p): k for k, p in enumerate(ctx.params)}
         grads: list = [None] * len(ctx.params)
-        excluded = {p.untyped_storage().data_ptr() for p in ctx.params}
         # Every block has the same shapes, so the transient memory of one block's
         # recomputation is counted on the first (top) one; the others run under identity
         # hooks (which also hide the recomputation from any outer saved-tensor meter).
-        counter = _BlockCounter(excluded)
+        counter = SavedTensorMeter(exclude=ctx.params)
         for k, (block, seed) in enumerate(zip(reversed(ctx.blocks), reversed(seeds))):
             with torch.autograd.graph.saved_tensors_hooks(counter.pack if k == 0 else _identity, _identity):
                 grad_y, y = block.backward_step(y, grad_y, ctx.adj, seed, grads, index)

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from .checks import check_edge_index, check_positive_int
-from .loader import _take
+from .sparse import take_rows as _take
 from .sparse import SparseAdjacency, _compress, _csr
 
 __all__ = ["GraphSAINTSampler", "GraphSAINTNodeSampler", "GraphSAINTEdgeSampler", "GraphSAINTRandomWalkSampler"]

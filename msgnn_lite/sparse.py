@@ -23,9 +23,18 @@ from torch import Tensor
 
 from .checks import check_edge_index, check_positive_int
 
-__all__ = ["SparseAdjacency", "build_adjacency", "cached_adjacency", "propagate", "NORMALIZATIONS"]
+__all__ = ["SparseAdjacency", "build_adjacency", "cached_adjacency", "propagate", "take_rows", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("gcn", "mean", "sum", "sym", "rw")
+
+
+def take_rows(src: Tensor, index: Tensor) -> Tensor:
+    """``src[index]`` along dim 0. ``index_select`` is several times faster than advanced
+    indexing for large gathers on a CPU (and far faster on oversubscribed cores); sparse
+    tensors fall back to indexing. Shared by the samplers, partitions and coarsening."""
+    if src.layout != torch.strided:
+        return src[index]
+    return src.index_select(0, index)
 
 
 def _csr(crow: Tensor, col: Tensor, val: Tensor, n_rows: int, n_cols: int) -> Tensor:
