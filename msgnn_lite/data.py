@@ -32,6 +32,7 @@ __all__ = [
     "load_dataset",
     "make_csbm",
     "per_class_split",
+    "split_fraction",
     "edge_homophily",
     "describe",
     "sparse_features",
@@ -201,6 +202,26 @@ def per_class_split(y: Tensor, train_per_class: int = 20, val_per_class: int = 3
         val[idx[train_per_class:train_per_class + val_per_class]] = True
     test = ~(train | val)
     return train, val, test
+
+
+def split_fraction(data: Data, train: float = 0.5, val: float = 0.25, seed: int = 0) -> Data:
+    """A copy of ``data`` with a seeded random split: a ``train`` fraction of the nodes for
+    training, ``val`` for validation, the rest for testing (the fully supervised setting of
+    Cluster-GCN, GraphSAINT and IBMB). The graph and features are shared, not copied."""
+    check_fraction(train, "train", high_closed=False)
+    check_fraction(val, "val", high_closed=False)
+    if train + val >= 1:
+        raise ValueError(f"train + val must be < 1 (the rest is the test set), got {train + val}")
+    n = data.num_nodes
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_train, n_val = int(n * train), int(n * val)
+    out = copy.copy(data)
+    for key, idx in [("train_mask", perm[:n_train]), ("val_mask", perm[n_train:n_train + n_val]),
+                     ("test_mask", perm[n_train + n_val:])]:
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[idx] = True
+        out[key] = mask.to(data.edge_index.device)
+    return out
 
 
 def make_csbm(num_nodes: int, avg_degree: float, num_classes: int, num_features: int, homophily: float,

@@ -33,7 +33,7 @@ from .checks import check_edge_index, check_positive_int
 from .sparse import SparseAdjacency, _csr, build_adjacency
 from .sparse import take_rows as _take
 
-__all__ = ["CSRGraph", "to_csr", "sample_neighbors", "NeighborLoader", "layerwise_inference",
+__all__ = ["CSRGraph", "to_csr", "sample_neighbors", "induced_subgraph", "NeighborLoader", "layerwise_inference",
            "receptive_field_size"]
 
 
@@ -135,6 +135,32 @@ def sample_neighbors(csr: CSRGraph, nodes: Tensor, fanout: int, replace: bool = 
                                      output_size=offset.numel())
     pos = _take(start, target) + offset
     return target, _take(csr.col, pos), _take(csr.e_id, pos)
+
+
+def induced_subgraph(csr: CSRGraph, n_id: Tensor, assoc: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The edges among the nodes ``n_id`` (distinct global ids), relabelled to positions in
+    ``n_id``: returns ``(edge_index, e_id)``. Cost is the in-degree sum of ``n_id``, not the
+    graph's edge count. ``assoc`` is an optional all ``-1`` scratch vector of length
+    ``num_nodes`` (reused across calls; it is all ``-1`` again on return)."""
+    dev = csr.rowptr.device
+    n_id = n_id.to(dev)
+    own = assoc is None
+    if own:
+        assoc = torch.full((csr.num_nodes,), -1, dtype=torch.long, device=dev)
+    assoc[n_id] = torch.arange(n_id.numel(), device=dev)
+    try:
+        start = _take(csr.rowptr, n_id)
+        deg = _take(csr.rowptr, n_id + 1) - start
+        tgt = torch.repeat_interleave(torch.arange(n_id.numel(), device=dev), deg)
+        slot = _take(start, tgt) + _segment_arange(deg)
+        src = _take(assoc, _take(csr.col, slot))
+        keep = src >= 0
+        edge_index = torch.stack([src[keep], tgt[keep]])
+        e_id = _take(csr.e_id, slot[keep])
+    finally:
+        if not own:
+            assoc[n_id] = -1
+    return edge_index, e_id
 
 
 def _as_index(input_nodes, num_nodes: int, device) -> Tensor:

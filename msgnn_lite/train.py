@@ -30,7 +30,7 @@ from .memory import MB, measure_step
 from .sparse import cached_adjacency
 from .utils import resolve_device, seed_everything, sync
 
-__all__ = ["TrainResult", "fit", "accuracy", "full_batch_step", "full_batch_evaluate", "graph_input"]
+__all__ = ["TrainResult", "fit", "accuracy", "full_batch_step", "full_batch_evaluate", "graph_input", "minibatch_step"]
 
 
 @dataclass
@@ -91,6 +91,43 @@ def full_batch_step(model: nn.Module, data: Data, optimizer: torch.optim.Optimiz
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def minibatch_step(loader, adjacency: Callable[[Data], object] | None = None):
+    """A ``train_step`` for :func:`fit` that makes one optimizer step per mini-batch of ``loader``.
+
+    The loss is taken where the batch says it belongs, following PyG's conventions:
+    batches with a ``batch_size`` (NeighborLoader, the IBMB loaders: seed/output nodes
+    first) use their first ``batch_size`` rows; other batches (Cluster-GCN, GraphSAINT)
+    use their ``train_mask`` rows. Either way only nodes in ``train_mask`` count when the
+    batch carries one. ``adjacency(batch)`` may supply the graph operator (e.g. a
+    GraphSAINT sampler's normalized one); the default is the batch's ``edge_index``.
+    Returns an epoch function ``step(model, data, optimizer) -> mean loss``.
+    """
+    def step(model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
+        model.train()
+        total, count = 0.0, 0
+        for b in loader:
+            if "batch_size" in b:
+                rows = torch.zeros(b.num_nodes, dtype=torch.bool, device=b.edge_index.device)
+                rows[:b.batch_size] = True
+                if "train_mask" in b:
+                    rows &= b.train_mask
+            else:
+                rows = b.train_mask
+            m = int(rows.sum())
+            if m == 0:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            adj = adjacency(b) if adjacency is not None else graph_input(model, b)
+            out = model(b.x, adj)
+            loss = F.cross_entropy(out[rows], b.y[rows])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * m
+            count += m
+        return total / max(count, 1)
+    return step
 
 
 @torch.no_grad()

@@ -130,3 +130,19 @@ def test_sparse_features_keep_values(data_root):
     s = D.sparse_features(d)
     assert s.x.layout == torch.sparse_csr and torch.equal(s.x.to_dense(), d.x)
     assert d.x.layout == torch.strided  # the original is untouched
+
+
+def test_split_fraction_partitions_the_nodes_and_leaves_the_original(small_graph):
+    from msgnn_lite.data import split_fraction
+
+    out = split_fraction(small_graph, 0.5, 0.25, seed=3)
+    masks = torch.stack([out.train_mask, out.val_mask, out.test_mask]).long()
+    assert bool((masks.sum(0) == 1).all())  # every node in exactly one split
+    assert [int(m.sum()) for m in masks] == [300, 150, 150]
+    assert torch.equal(split_fraction(small_graph, 0.5, 0.25, seed=3).train_mask, out.train_mask)
+    assert not torch.equal(out.train_mask, small_graph.train_mask)  # the input keeps its own split
+    assert out.x is small_graph.x
+    with pytest.raises(ValueError, match="train \\+ val"):
+        split_fraction(small_graph, 0.7, 0.3)
+    with pytest.raises(ValueError, match="train"):
+        split_fraction(small_graph, 0.0, 0.3)
