@@ -30,11 +30,28 @@ NORMALIZATIONS = ("gcn", "mean", "sum", "sym", "rw")
 
 def take_rows(src: Tensor, index: Tensor) -> Tensor:
     """``src[index]`` along dim 0. ``index_select`` is several times faster than advanced
-    indexing for large gathers on a CPU (and far faster on oversubscribed cores); sparse
+    indexing for large gathers on a CPU (and far faster on oversubscribed cores); a CSR
+    matrix (e.g. bag-of-words features) gives a CSR matrix of the chosen rows; other sparse
     tensors fall back to indexing. Shared by the samplers, partitions and coarsening."""
+    if src.layout == torch.sparse_csr and src.dim() == 2:
+        return _csr_rows(src, index)
     if src.layout != torch.strided:
         return src[index]
     return src.index_select(0, index)
+
+
+def _csr_rows(src: Tensor, index: Tensor) -> Tensor:
+    """Rows ``index`` of a 2-D CSR matrix, as CSR (torch has no CSR row indexing)."""
+    crow, col, val = src.crow_indices(), src.col_indices(), src.values()
+    index = index.to(crow.device)
+    start = crow.index_select(0, index)
+    counts = crow.index_select(0, index + 1) - start
+    total = int(counts.sum())
+    first = torch.cumsum(counts, 0) - counts
+    slots = torch.repeat_interleave(start - first, counts, output_size=total) + torch.arange(total, device=crow.device)
+    out_crow = torch.zeros(index.numel() + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(counts, 0, out=out_crow[1:])
+    return _csr(out_crow, col.index_select(0, slots), val.index_select(0, slots), index.numel(), src.size(1))
 
 
 def _csr(crow: Tensor, col: Tensor, val: Tensor, n_rows: int, n_cols: int) -> Tensor:

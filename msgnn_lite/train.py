@@ -102,12 +102,16 @@ def minibatch_step(loader, adjacency: Callable[[Data], object] | None = None):
     use their ``train_mask`` rows. Either way only nodes in ``train_mask`` count when the
     batch carries one. ``adjacency(batch)`` may supply the graph operator (e.g. a
     GraphSAINT sampler's normalized one); the default is the batch's ``edge_index``.
-    Returns an epoch function ``step(model, data, optimizer) -> mean loss``.
+    Batches are moved to the model's device when they are elsewhere (build the loader on the
+    device's data to avoid the copies). Returns an epoch function ``step(model, data, optimizer) -> mean loss``.
     """
     def step(model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
         model.train()
+        dev = next(model.parameters()).device
         total, count = 0.0, 0
         for b in loader:
+            if b.edge_index.device != dev:  # loaders built on CPU data, model on a GPU: copy the batch
+                b = b.to(dev)
             if "batch_size" in b:
                 rows = torch.zeros(b.num_nodes, dtype=torch.bool, device=b.edge_index.device)
                 rows[:b.batch_size] = True

@@ -41,3 +41,13 @@ def directed_graph():
     """A small directed graph with an isolated node and a self-loop, to catch transposition bugs."""
     edge_index = torch.tensor([[0, 1, 2, 2, 3, 4, 4, 1], [1, 2, 0, 3, 1, 0, 4, 3]])
     return edge_index, 6
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensor ops: one thread avoids oversubscription on a shared CPU. Use it in a
+    module with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -12,12 +12,7 @@ def graph():
     return make_csbm(300, 6, 3, 8, 0.7, seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny tensor ops: one thread avoids oversubscription on a shared CPU
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SAMPLERS = [
