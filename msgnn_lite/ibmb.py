@@ -95,10 +95,12 @@ if HAVE_NUMBA:
 
 
 def merge_outputs(output_nodes: Tensor, ppr_nodes: Tensor, ppr_scores: Tensor, max_outputs: int) -> list[Tensor]:
-    """Group output nodes into batches of at most ``max_outputs``, the paper's way.
+    """Group output nodes into batches of at most ``max_outputs`` by mutual PPR (the paper's
+    union-find merging, with affinities taken from each output's top-k PPR list only).
 
     Every pair of output nodes ``(s, t)`` where ``t`` is among ``s``'s top PPR nodes gets the
-    affinity ``ppr_s(t) + ppr_t(s)``. Pairs are visited strongest first and their groups
+    affinity ``ppr_s(t) + ppr_t(s)`` (PyG uses every pushed PPR entry instead, so fewer
+    outputs stay singletons there). Pairs are visited strongest first and their groups
     joined (union-find) unless the joined group would exceed ``max_outputs``; the groups
     left are then packed into as few batches as fit the cap (largest first, each into the
     emptiest open batch). Returns one tensor of output-node ids per batch, every output
@@ -269,9 +271,12 @@ def kl_tour(divergence: Tensor, start: int = 0) -> Tensor:
 # The loaders.
 # --------------------------------------------------------------------------------------
 
+_CACHE_VERSION = "2"  # bump when the node-set construction changes, so old caches are not reused
+
+
 def _cache_key(kind: str, edge_index: Tensor, num_nodes: int, outputs: Tensor, args: dict) -> str:
     h = hashlib.sha1()
-    h.update(kind.encode())
+    h.update(f"{kind}/v{_CACHE_VERSION}".encode())
     h.update(graph_key(edge_index, num_nodes).encode())
     h.update(outputs.cpu().numpy().tobytes())
     h.update(json.dumps(args, sort_keys=True).encode())
@@ -456,11 +461,14 @@ class IBMBNodeLoader(_IBMBLoader):
         args = {"num_auxiliary_nodes": check_positive_int(num_auxiliary_nodes, "num_auxiliary_nodes"),
                 "num_nodes_per_batch": check_positive_int(num_nodes_per_batch, "num_nodes_per_batch"),
                 "alpha": check_alpha(alpha), "eps": check_eps(eps)}
-        self.backend = backend
+        if backend not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+        self.backend = "numba" if backend == "auto" and HAVE_NUMBA else ("numpy" if backend == "auto" else backend)
+        args["backend"] = self.backend  # the backends differ within the error bound: cache them apart
         super().__init__(data, batch_order, input_nodes, args, cache, save_dir, generator, log)
 
     def _compute(self, edge_index, num_nodes, outputs, **args):
-        return node_wise_node_sets(edge_index, num_nodes, outputs, backend=self.backend, **args)
+        return node_wise_node_sets(edge_index, num_nodes, outputs, **args)
 
 
 class IBMBBatchLoader(_IBMBLoader):

@@ -247,10 +247,14 @@ def _push_numpy(indptr, indices, deg, sources, alpha, eps, k, chunk: int = 2048)
         b = src.shape[0]
         R = sp.csr_matrix((np.ones(b), (np.arange(b), src)), shape=(b, n))
         P = sp.csr_matrix((b, n))
+        first = True
         while True:
             R.eliminate_zeros()
             coo = R.tocoo()
-            act = coo.data >= thresh[coo.col]
+            # The source is always pushed once (as in the sequential loop), even when its
+            # degree exceeds 1 / eps; afterwards only nodes above the threshold are.
+            act = np.ones(coo.data.shape[0], dtype=bool) if first else coo.data >= thresh[coo.col]
+            first = False
             if not act.any():
                 break
             A = sp.csr_matrix((coo.data[act], (coo.row[act], coo.col[act])), shape=(b, n))
@@ -369,7 +373,7 @@ def topic_ppr(edge_index: Tensor, num_nodes: int, topics: list, alpha: float = 0
 
     Returns the dense scores ``[N, len(topics)]`` when ``topk`` is None, else a list with,
     for each set, the ids of its ``topk`` (an int, or one int per set) highest-scoring
-    nodes, by descending score.
+    nodes with a positive score, by descending score.
     """
     num_nodes = check_positive_int(num_nodes, "num_nodes")
     alpha = check_alpha(alpha)
@@ -398,7 +402,8 @@ def topic_ppr(edge_index: Tensor, num_nodes: int, topics: list, alpha: float = 0
             dense.append(x.cpu())
         else:
             for j in range(len(block)):
-                tops.append(torch.topk(x[:, j], ks[lo + j]).indices.cpu())
+                val, idx = torch.topk(x[:, j], ks[lo + j])
+                tops.append(idx[val > 0].cpu())  # never nodes the walk cannot reach
     return torch.cat(dense, 1) if topk is None else tops
 
 

@@ -123,3 +123,21 @@ def test_topic_ppr_bad_arguments(graph):
         topic_ppr(graph.edge_index, graph.num_nodes, [torch.tensor([0])], topk=[1, 2])
     with pytest.raises(ValueError, match=r"topics\[0\]"):
         topic_ppr(graph.edge_index, graph.num_nodes, [torch.tensor([999])])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_high_degree_source_is_always_pushed(backend):
+    # Star with 50 leaves and eps = 0.05: the centre's degree exceeds 1 / eps, so its initial
+    # residual of 1 is below eps * deg; the source must still be pushed once.
+    leaves = torch.arange(1, 51)
+    ei = torch.cat([torch.stack([torch.zeros(50, dtype=torch.long), leaves]),
+                    torch.stack([leaves, torch.zeros(50, dtype=torch.long)])], 1)
+    res = push_ppr(ei, 51, torch.tensor([0]), alpha=0.25, eps=0.05, topk=3, backend=backend)
+    assert int(res.nodes[0, 0]) == 0 and float(res.scores[0, 0]) >= 0.25
+
+
+def test_topic_ppr_never_returns_unreachable_nodes():
+    # Two components; the topic lives in the first (3 nodes), the budget asks for 5.
+    ei = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 4, 3]])
+    top = topic_ppr(ei, 5, [torch.tensor([0])], topk=5)[0]
+    assert sorted(top.tolist()) == [0, 1, 2]
