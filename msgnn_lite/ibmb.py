@@ -294,12 +294,15 @@ def _unpack(flat: Tensor, ptr: Tensor) -> list[Tensor]:
 
 
 class _IBMBLoader:
-    """Shared machinery: compute (or load) the node sets, build the batches once, iterate."""
+    """Shared machinery: compute (or load) the node sets, build the batches once, iterate.
+
+    ``compute(edge_index, num_nodes, outputs, **args)`` returns ``(outputs per batch, node set
+    per batch, timings)``: :func:`node_wise_node_sets` or :func:`batch_wise_node_sets`."""
 
     kind = ""
 
     def __init__(self, data: Data, batch_order: str, input_nodes, args: dict, cache: bool, save_dir,
-                 generator: torch.Generator | None, log: bool):
+                 generator: torch.Generator | None, log: bool, compute):
         if batch_order not in BATCH_ORDERS:
             raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
         self.data = data
@@ -321,7 +324,7 @@ class _IBMBLoader:
             self.timings = dict(stored["timings"])
             self.from_cache = True
         else:
-            outputs, node_sets, self.timings = self._compute(edge_index.cpu(), n, self.output_nodes, **args)
+            outputs, node_sets, self.timings = compute(edge_index.cpu(), n, self.output_nodes, **args)
             self.from_cache = False
             if path is not None:
                 flat_o, ptr_o = _pack(outputs)
@@ -339,9 +342,6 @@ class _IBMBLoader:
         self.timings["subgraph_s"] = time.perf_counter() - t1
         self._divergence: Tensor | None = None
         self._tour: Tensor | None = None
-
-    def _compute(self, edge_index, num_nodes, outputs, **args):  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def _build_batches(self) -> list[Data]:
         data = self.data
@@ -465,10 +465,7 @@ class IBMBNodeLoader(_IBMBLoader):
             raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
         self.backend = "numba" if backend == "auto" and HAVE_NUMBA else ("numpy" if backend == "auto" else backend)
         args["backend"] = self.backend  # the backends differ within the error bound: cache them apart
-        super().__init__(data, batch_order, input_nodes, args, cache, save_dir, generator, log)
-
-    def _compute(self, edge_index, num_nodes, outputs, **args):
-        return node_wise_node_sets(edge_index, num_nodes, outputs, **args)
+        super().__init__(data, batch_order, input_nodes, args, cache, save_dir, generator, log, node_wise_node_sets)
 
 
 class IBMBBatchLoader(_IBMBLoader):
@@ -496,10 +493,8 @@ class IBMBBatchLoader(_IBMBLoader):
                              "need num_partitions <= num_nodes")
         if not args["batch_expand_ratio"] > 0:
             raise ValueError(f"batch_expand_ratio must be > 0, got {batch_expand_ratio}")
-        super().__init__(data, batch_order, input_nodes, args, cache, save_dir, generator, log)
-
-    def _compute(self, edge_index, num_nodes, outputs, **args):
-        return batch_wise_node_sets(edge_index, num_nodes, outputs, device=self.device, **args)
+        super().__init__(data, batch_order, input_nodes, args, cache, save_dir, generator, log,
+                         lambda *a, **kw: batch_wise_node_sets(*a, device=data.edge_index.device, **kw))
 
 
 @torch.no_grad()
