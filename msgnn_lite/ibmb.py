@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .checks import check_positive_int
-from .loader import induced_subgraph, to_csr
+from .loader import check_loader_options, induced_subgraph, to_csr
 from .partition import cache_dir, graph_key, metis_partition
 from .ppr import HAVE_NUMBA, as_node_ids, check_alpha, check_eps, push_ppr, topic_ppr
 from .sparse import take_rows as _take
@@ -301,6 +301,15 @@ class _IBMBLoader:
 
     kind = ""
 
+    @staticmethod
+    def _check_pyg_options(owner: str, return_edge_index_type: str, kwargs: dict, **features) -> None:
+        """PyG's options without an equivalent here must keep their defaults: batches are
+        never merged (``batch_size=1``), their order is ``batch_order``'s (``shuffle=False``)
+        and ``edge_index`` is a tensor (``"adj"`` would need torch-sparse)."""
+        batch_size, shuffle = kwargs.pop("batch_size", 1), kwargs.pop("shuffle", False)
+        check_loader_options(owner, kwargs, return_edge_index_type=(return_edge_index_type, "edge_index"),
+                             batch_size=(batch_size, 1), shuffle=(shuffle, False), **features)
+
     def __init__(self, data: Data, batch_order: str, input_nodes, args: dict, cache: bool, save_dir,
                  generator: torch.Generator | None, log: bool, compute):
         if batch_order not in BATCH_ORDERS:
@@ -449,6 +458,9 @@ class IBMBNodeLoader(_IBMBLoader):
         Push-PPR backend, ``"auto"``/``"numba"``/``"numpy"`` (see :func:`~msgnn_lite.ppr.push_ppr`).
     cache, save_dir:
         Store the node sets on disk (default folder ``$MSGNN_CACHE/ibmb``) and reuse them.
+    return_edge_index_type, **kwargs:
+        PyG's; only ``"edge_index"``, ``batch_size=1`` and ``shuffle=False`` (the order is
+        ``batch_order``'s) are supported; DataLoader worker options are ignored.
     generator:
         Seeds the ``"rand"``/``"sample"`` orders.
     """
@@ -456,8 +468,10 @@ class IBMBNodeLoader(_IBMBLoader):
     kind = "node"
 
     def __init__(self, data: Data, batch_order: str = "order", input_nodes=None, num_auxiliary_nodes: int = 16,
-                 num_nodes_per_batch: int = 1024, alpha: float = 0.25, eps: float = 2e-4, *, backend: str = "auto",
-                 cache: bool = True, save_dir=None, generator: torch.Generator | None = None, log: bool = False):
+                 num_nodes_per_batch: int = 1024, alpha: float = 0.25, eps: float = 2e-4,
+                 return_edge_index_type: str = "edge_index", *, backend: str = "auto", cache: bool = True,
+                 save_dir=None, generator: torch.Generator | None = None, log: bool = False, **kwargs):
+        self._check_pyg_options("IBMBNodeLoader", return_edge_index_type, kwargs)
         args = {"num_auxiliary_nodes": check_positive_int(num_auxiliary_nodes, "num_auxiliary_nodes"),
                 "num_nodes_per_batch": check_positive_int(num_nodes_per_batch, "num_nodes_per_batch"),
                 "alpha": check_alpha(alpha), "eps": check_eps(eps)}
@@ -474,15 +488,19 @@ class IBMBBatchLoader(_IBMBLoader):
     ``num_partitions`` METIS parts fix the output sets; ``batch_expand_ratio`` sets a
     batch's node count relative to its part's size; ``alpha`` and
     ``approximate_ppr_iterations`` configure the topic-sensitive PPR power iteration.
-    ``seed`` seeds METIS. Other arguments as in :class:`IBMBNodeLoader`.
+    ``metis_input_node_weight`` (PyG's METIS node weights for the output nodes) is not
+    implemented: only ``None``. ``seed`` seeds METIS. Other arguments as in :class:`IBMBNodeLoader`.
     """
 
     kind = "batch"
 
     def __init__(self, data: Data, batch_order: str = "order", num_partitions: int = 16, input_nodes=None,
-                 batch_expand_ratio: float = 1.0, alpha: float = 0.25, approximate_ppr_iterations: int = 50, *,
+                 batch_expand_ratio: float = 1.0, metis_input_node_weight: float | None = None, alpha: float = 0.25,
+                 approximate_ppr_iterations: int = 50, return_edge_index_type: str = "edge_index", *,
                  seed: int = 0, cache: bool = True, save_dir=None, generator: torch.Generator | None = None,
-                 log: bool = False):
+                 log: bool = False, **kwargs):
+        self._check_pyg_options("IBMBBatchLoader", return_edge_index_type, kwargs,
+                                metis_input_node_weight=(metis_input_node_weight, None))
         args = {"num_partitions": check_positive_int(num_partitions, "num_partitions"),
                 "batch_expand_ratio": float(batch_expand_ratio), "alpha": check_alpha(alpha),
                 "approximate_ppr_iterations": check_positive_int(approximate_ppr_iterations,

@@ -20,9 +20,25 @@ Everything stays on the device of ``data``, so it runs on a GPU unchanged.
 :func:`layerwise_inference` is the standard way to evaluate a sampled model on every
 node: one layer at a time over all nodes with all their neighbors, in node batches,
 so memory is ``O(N x hidden)`` instead of the ``fanout^L`` receptive field.
+
+**PyG drop-in.** This module exports every loader and sampler under PyG's names, so a
+script switches between ``torch_geometric.loader`` and ``msgnn_lite.loader`` by changing
+one import: :class:`NeighborLoader` (here), ``ClusterData`` and ``ClusterLoader`` (from
+:mod:`msgnn_lite.partition`), ``GraphSAINTSampler`` and its node, edge and random-walk
+subclasses (:mod:`msgnn_lite.saint`), ``IBMBNodeLoader`` and ``IBMBBatchLoader``
+(:mod:`msgnn_lite.ibmb`). Their constructors take PyG's parameters in PyG's order with
+PyG's defaults (``log`` defaults to ``False``: msgnn_lite is quiet). Options of
+``torch.utils.data.DataLoader`` that PyG passes through ``**kwargs`` are accepted:
+``batch_size``, ``shuffle``, ``drop_last`` and ``generator`` act as in PyG; worker options
+such as ``num_workers`` or ``pin_memory`` change nothing, since batches are built,
+vectorized, in the main process on the data's device. PyG features that have no
+equivalent here (temporal or weighted sampling, disjoint subgraphs, ...) raise
+``NotImplementedError`` when set to anything but their default. msgnn_lite's own
+options come after PyG's, keyword-only.
 """
 from __future__ import annotations
 
+import importlib
 import math
 
 import torch
@@ -34,7 +50,63 @@ from .sparse import SparseAdjacency, _csr, build_adjacency
 from .sparse import take_rows as _take
 
 __all__ = ["CSRGraph", "to_csr", "sample_neighbors", "induced_subgraph", "NeighborLoader", "layerwise_inference",
-           "receptive_field_size"]
+           "receptive_field_size", "ClusterData", "ClusterLoader", "GraphSAINTSampler", "GraphSAINTNodeSampler",
+           "GraphSAINTEdgeSampler", "GraphSAINTRandomWalkSampler", "IBMBNodeLoader", "IBMBBatchLoader"]
+
+# PyG's names defined in other modules, imported on first use (those modules import this one).
+_REEXPORTS = {"ClusterData": "partition", "ClusterLoader": "partition", "GraphSAINTSampler": "saint",
+              "GraphSAINTNodeSampler": "saint", "GraphSAINTEdgeSampler": "saint",
+              "GraphSAINTRandomWalkSampler": "saint", "IBMBNodeLoader": "ibmb", "IBMBBatchLoader": "ibmb"}
+
+
+def __getattr__(name: str):
+    if name in _REEXPORTS:
+        return getattr(importlib.import_module(f".{_REEXPORTS[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_REEXPORTS))
+
+
+# torch DataLoader options that PyG's loaders pass through **kwargs and that change nothing here.
+_WORKER_OPTIONS = frozenset({"num_workers", "pin_memory", "pin_memory_device", "persistent_workers", "prefetch_factor",
+                             "timeout", "worker_init_fn", "multiprocessing_context", "in_order"})
+
+
+def check_loader_options(owner: str, kwargs: dict, **pyg_features) -> None:
+    """Validate what a PyG-named constructor received beyond what it implements.
+
+    ``kwargs`` may hold only DataLoader worker options (ignored; batches are built in the
+    main process); each ``pyg_features`` entry is ``name=(value, default)`` for a PyG
+    parameter without an equivalent here, which must keep its default.
+    """
+    unknown = sorted(set(kwargs) - _WORKER_OPTIONS)
+    if unknown:
+        raise TypeError(f"{owner} got unexpected keyword argument(s) {unknown}; besides its own parameters it "
+                        f"accepts torch DataLoader's worker options {sorted(_WORKER_OPTIONS)} (ignored)")
+    for name, (value, default) in pyg_features.items():
+        if value is not default and value != default:
+            raise NotImplementedError(f"{owner}: {name}={value!r} is a PyG feature msgnn_lite does not implement; "
+                                      f"leave it at its default {default!r}")
+
+
+def attribute_keys(data: Data) -> tuple[list[str], list[str]]:
+    """The node-level and edge-level tensor attributes of ``data`` (besides ``edge_index``)."""
+    keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"]
+    return [k for k in keys if data.is_node_attr(k)], [k for k in keys if data.is_edge_attr(k)]
+
+
+def subgraph_batch(data: Data, keys: tuple[list[str], list[str]], edge_index: Tensor, n_id: Tensor,
+                   e_id: Tensor) -> Data:
+    """A batch ``Data``: local ``edge_index``, ``n_id``, ``e_id``, and ``data``'s node and edge
+    attributes (``keys``, from :func:`attribute_keys`) sliced to them."""
+    batch = Data(edge_index=edge_index, n_id=n_id, e_id=e_id, num_nodes=n_id.numel())
+    for key in keys[0]:
+        batch[key] = _take(data[key], n_id)
+    for key in keys[1]:
+        batch[key] = _take(data[key], e_id)
+    return batch
 
 
 class CSRGraph:
@@ -186,6 +258,8 @@ def _as_index(input_nodes, num_nodes: int, device) -> Tensor:
 class NeighborLoader:
     """Mini-batches of sampled ``L``-hop neighborhoods (Hamilton et al., 2017), PyG-compatible.
 
+    The parameters are PyG's ``torch_geometric.loader.NeighborLoader``'s, in its order.
+
     Parameters
     ----------
     data:
@@ -194,21 +268,41 @@ class NeighborLoader:
         (``edge_attr``, ``edge_weight``) are sliced by ``e_id``.
     num_neighbors:
         Fanout per hop, e.g. ``[15, 10]``; ``-1`` takes all neighbors at that hop.
-    batch_size:
-        Seed nodes per batch.
     input_nodes:
         Seeds: a bool mask, an index tensor or ``None`` (all nodes).
-    shuffle, drop_last:
-        Shuffle the seeds each epoch; drop the last incomplete batch.
     replace:
         Sample with replacement (default: without, as GraphSAGE and PyG).
+    transform:
+        A callable applied to each batch (PyG's ``transform``).
+    is_sorted, filter_per_worker:
+        Accepted and ignored (the CSR is built once; there are no workers).
+    input_time, subgraph_type, disjoint, temporal_strategy, time_attr, weight_attr,
+    transform_sampler_output, neighbor_sampler, directed:
+        PyG features without an equivalent here: only their defaults are accepted.
+    batch_size, shuffle, drop_last:
+        Seed nodes per batch; shuffle the seeds each epoch; drop the last incomplete batch
+        (DataLoader options, keyword-only as in PyG).
     generator:
-        A ``torch.Generator`` on the data's device for reproducible sampling; default:
-        the global RNG (seeded by ``seed_everything``).
+        A ``torch.Generator`` on the data's device for reproducible shuffling and sampling;
+        default: the global RNG (seeded by ``seed_everything``).
+    **kwargs:
+        DataLoader worker options (``num_workers``, ``pin_memory``, ...), ignored.
     """
 
-    def __init__(self, data: Data, num_neighbors, batch_size: int = 1, input_nodes=None, shuffle: bool = False,
-                 replace: bool = False, drop_last: bool = False, generator: torch.Generator | None = None):
+    def __init__(self, data: Data, num_neighbors, input_nodes=None, input_time=None, replace: bool = False,
+                 subgraph_type: str = "directional", disjoint: bool = False, temporal_strategy: str = "uniform",
+                 time_attr: str | None = None, weight_attr: str | None = None, transform=None,
+                 transform_sampler_output=None, is_sorted: bool = False, filter_per_worker: bool | None = None,
+                 neighbor_sampler=None, directed: bool = True, *, batch_size: int = 1, shuffle: bool = False,
+                 drop_last: bool = False, generator: torch.Generator | None = None, **kwargs):
+        check_loader_options("NeighborLoader", kwargs, input_time=(input_time, None),
+                             subgraph_type=(str(getattr(subgraph_type, "value", subgraph_type)), "directional"),
+                             disjoint=(disjoint, False), temporal_strategy=(temporal_strategy, "uniform"),
+                             time_attr=(time_attr, None), weight_attr=(weight_attr, None),
+                             transform_sampler_output=(transform_sampler_output, None),
+                             neighbor_sampler=(neighbor_sampler, None), directed=(directed, True))
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be a callable applied to each batch, got {type(transform).__name__}")
         if not isinstance(num_neighbors, (list, tuple)) or len(num_neighbors) == 0:
             raise ValueError("num_neighbors must be a non-empty list of fanouts such as [15, 10], "
                              f"got {num_neighbors!r}")
@@ -219,15 +313,13 @@ class NeighborLoader:
         self.data = data
         self.num_neighbors = list(num_neighbors)
         self.shuffle, self.replace, self.drop_last, self.generator = shuffle, replace, drop_last, generator
+        self.transform = transform
         n = data.num_nodes
         self.device = data.edge_index.device
         self.csr = to_csr(data.edge_index, n, by="dst")
         self.input_nodes = _as_index(input_nodes, n, self.device)
         self._assoc = torch.full((n,), -1, dtype=torch.long, device=self.device)
-        self._node_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
-                           and data.is_node_attr(k)]
-        self._edge_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
-                           and data.is_edge_attr(k)]
+        self._keys = attribute_keys(data)
 
     def __len__(self) -> int:
         n = self.input_nodes.numel()
@@ -274,16 +366,12 @@ class NeighborLoader:
     def sample(self, seeds: Tensor) -> Data:
         """One batch for the given seed nodes (global ids)."""
         n_id, edge_index, e_id, nph, eph = self.sample_nodes(seeds)
-        batch = Data(edge_index=edge_index, n_id=n_id, e_id=e_id, num_nodes=n_id.numel())
-        for key in self._node_keys:
-            batch[key] = _take(self.data[key], n_id)
-        for key in self._edge_keys:
-            batch[key] = _take(self.data[key], e_id)
+        batch = subgraph_batch(self.data, self._keys, edge_index, n_id, e_id)
         batch.batch_size = int(seeds.numel())
         batch.input_id = seeds
         batch.num_sampled_nodes = nph
         batch.num_sampled_edges = eph
-        return batch
+        return self.transform(batch) if self.transform is not None else batch
 
     def __repr__(self) -> str:
         return (f"NeighborLoader(num_neighbors={self.num_neighbors}, batch_size={self.batch_size}, "

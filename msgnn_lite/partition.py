@@ -2,8 +2,9 @@
 cached on disk, and stochastic multi-cluster mini-batches, with PyG's names.
 
 ``ClusterData(data, num_parts=1500)`` partitions the graph once (METIS, k-way; the
-result is cached under ``$MSGNN_CACHE`` or ``~/.cache/msgnn_lite``, keyed by a hash of
-the graph and ``num_parts``, written atomically) and sorts the nodes by part.
+result is cached under ``save_dir``, else ``$MSGNN_CACHE`` or ``~/.cache/msgnn_lite``,
+keyed by a hash of the graph and ``num_parts``, written atomically) and sorts the nodes
+by part. Both classes take PyG's constructor parameters (see :mod:`msgnn_lite.loader`).
 ``ClusterLoader(cluster_data, batch_size=20, shuffle=True)`` then yields, per step,
 the subgraph induced by ``batch_size`` random clusters: the edges *between* the chosen
 clusters are restored, as the paper's stochastic multiple partitions do. One epoch
@@ -29,6 +30,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from .checks import check_edge_index, check_positive_int
+from .loader import _segment_arange, attribute_keys, check_loader_options, subgraph_batch
 from .sparse import take_rows as _take
 from .sparse import SparseAdjacency, _compress, _csr
 from .utils import atomic_path
@@ -63,11 +65,12 @@ def _metis_csr(edge_index: Tensor, num_nodes: int) -> tuple[np.ndarray, np.ndarr
 
 
 def metis_partition(edge_index: Tensor, num_nodes: int, num_parts: int, recursive: bool = False, seed: int = 0,
-                    cache: bool = True, log: bool = False) -> Tensor:
+                    cache: bool = True, log: bool = False, save_dir=None, filename: str | None = None) -> Tensor:
     """Node -> part (``[num_nodes]`` int64) from METIS on the symmetrized graph.
 
-    With ``cache=True`` the result is stored in ``cache_dir()/partitions/`` under a key made
-    of the graph's hash, ``num_parts``, ``recursive`` and ``seed``, and reused next time.
+    With ``cache=True`` the result is stored in ``save_dir`` (default ``cache_dir()/partitions/``)
+    under ``filename`` (default: a name made of the graph's hash, ``num_parts``, ``recursive``
+    and ``seed``), and reused next time if it was computed for the same graph and settings.
     """
     num_nodes = check_positive_int(num_nodes, "num_nodes")
     num_parts = check_positive_int(num_parts, "num_parts")
@@ -78,14 +81,20 @@ def metis_partition(edge_index: Tensor, num_nodes: int, num_parts: int, recursiv
         return torch.zeros(num_nodes, dtype=torch.long)
     path = None
     if cache:
-        name = f"metis_{graph_key(edge_index, num_nodes)}_p{num_parts}_{'rec' if recursive else 'kway'}_s{seed}.pt"
-        path = cache_dir() / "partitions" / name
+        settings = f"{graph_key(edge_index, num_nodes)}_p{num_parts}_{'rec' if recursive else 'kway'}_s{seed}"
+        path = Path(save_dir).expanduser() if save_dir is not None else cache_dir() / "partitions"
+        path = path / (filename or f"metis_{settings}.pt")
         if path.exists():
-            part = torch.load(path, weights_only=True)
-            if part.numel() == num_nodes:
+            stored = torch.load(path, weights_only=True)
+            if isinstance(stored, Tensor):  # files written before the settings were recorded
+                stored = {"part": stored, "settings": settings if filename is None else None}
+            part = stored.get("part")
+            if stored.get("settings") == settings and isinstance(part, Tensor) and part.numel() == num_nodes:
                 if log:
                     print(f"METIS partition loaded from the cache ({path.name})")
                 return part
+            if log:
+                print(f"{path.name} holds another graph's partition; recomputing")
     try:
         import pymetis
     except ImportError as err:  # pragma: no cover - pymetis is a dependency
@@ -104,7 +113,7 @@ def metis_partition(edge_index: Tensor, num_nodes: int, num_parts: int, recursiv
         print(f"METIS: {num_parts} parts of {num_nodes:,} nodes in {time.perf_counter() - t0:.1f} s")
     if path is not None:
         with atomic_path(path) as tmp:
-            torch.save(part, tmp)
+            torch.save({"part": part, "settings": settings}, tmp)
     return part
 
 
@@ -151,11 +160,26 @@ class ClusterData:
     ``partptr[c]:partptr[c+1]``), ``stats`` (edge cut and balance, see :func:`partition_stats`)
     and ``partition_time_s`` (0 when read from the cache is about the load time).
 
-    ``part`` may be given to use another partition (e.g. :func:`random_partition`).
+    The parameters are PyG's ``torch_geometric.loader.ClusterData``'s, in its order:
+    ``recursive`` (METIS recursive bisection instead of k-way), ``save_dir`` and ``filename``
+    (where the partition is cached; default: ``cache_dir()/partitions``, a name keyed by the
+    graph), ``log``. ``sparse_format`` (``"csr"`` or ``"csc"``) is accepted: it is how PyG
+    stores the permuted graph and changes no batch here. ``keep_inter_cluster_edges`` only
+    affects PyG's ``cluster_data[i]``; here ``cluster_data[i]`` keeps the edges inside
+    cluster ``i`` (PyG's default) and :class:`ClusterLoader` restores the edges between the
+    clusters of a batch, as PyG's does.
+
+    msgnn_lite's own options (keyword-only): ``seed`` (METIS seed), ``cache`` (``False``:
+    never read or write a cache file) and ``part`` (use another partition, e.g.
+    :func:`random_partition`).
     """
 
-    def __init__(self, data: Data, num_parts: int, recursive: bool = False, seed: int = 0, cache: bool = True,
-                 log: bool = False, part: Tensor | None = None):
+    def __init__(self, data: Data, num_parts: int, recursive: bool = False, save_dir=None, filename: str | None = None,
+                 log: bool = False, keep_inter_cluster_edges: bool = False, sparse_format: str = "csr", *,
+                 seed: int = 0, cache: bool = True, part: Tensor | None = None):
+        check_loader_options("ClusterData", {}, keep_inter_cluster_edges=(keep_inter_cluster_edges, False))
+        if sparse_format not in ("csr", "csc"):
+            raise ValueError(f"sparse_format must be 'csr' or 'csc', got {sparse_format!r}")
         n = data.num_nodes
         self.num_parts = check_positive_int(num_parts, "num_parts")
         if self.num_parts > n:
@@ -163,7 +187,8 @@ class ClusterData:
         edge_index = check_edge_index(data.edge_index, n)
         t0 = time.perf_counter()
         if part is None:
-            part = metis_partition(edge_index, n, self.num_parts, recursive=recursive, seed=seed, cache=cache, log=log)
+            part = metis_partition(edge_index, n, self.num_parts, recursive=recursive, seed=seed, cache=cache, log=log,
+                                   save_dir=save_dir, filename=filename)
         else:
             part = torch.as_tensor(part, dtype=torch.long)
             if part.numel() != n or int(part.min()) < 0 or int(part.max()) >= self.num_parts:
@@ -186,9 +211,38 @@ class ClusterData:
         self.col = edge_index[0][order]
         self.e_id = order
         self.stats = partition_stats(edge_index, self.part, self.num_parts)
+        self._keys = attribute_keys(data)
 
     def __len__(self) -> int:
         return self.num_parts
+
+    def __getitem__(self, idx: int) -> Data:
+        """Cluster ``idx`` alone: the subgraph induced by its nodes (PyG's ``cluster_data[idx]``)."""
+        if not -self.num_parts <= int(idx) < self.num_parts:
+            raise IndexError(f"cluster index {idx} out of range for {self.num_parts} clusters")
+        return self.subgraph(torch.tensor([int(idx) % self.num_parts]))
+
+    def subgraph(self, clusters: Tensor) -> Data:
+        """The subgraph induced by the union of ``clusters`` (edges between them included),
+        nodes cluster after cluster, with ``n_id`` (original ids) and ``e_id``."""
+        dev = self.partptr.device
+        clusters = torch.as_tensor(clusters, dtype=torch.long, device=dev)
+        sizes = self.partptr[clusters + 1] - self.partptr[clusters]
+        # Sorted positions of the chosen clusters' nodes, cluster after cluster.
+        pos = torch.repeat_interleave(self.partptr[clusters], sizes) + _segment_arange(sizes)
+        n_id = _take(self.perm, pos)
+        # Local id of a node = offset of its cluster in the batch + its rank inside the cluster.
+        chosen = torch.full((self.num_parts,), -1, dtype=torch.long, device=dev)
+        chosen[clusters] = torch.cumsum(sizes, 0) - sizes
+        start = _take(self.rowptr, n_id)
+        deg = _take(self.rowptr, n_id + 1) - start
+        tgt = torch.repeat_interleave(torch.arange(n_id.numel(), device=dev), deg)
+        slot = _take(start, tgt) + _segment_arange(deg)
+        src = _take(self.col, slot)
+        off = _take(chosen, _take(self.part, src))
+        keep = off >= 0
+        edge_index = torch.stack([off[keep] + _take(self.rank, src[keep]), tgt[keep]])
+        return subgraph_batch(self.data, self._keys, edge_index, n_id, _take(self.e_id, slot[keep]))
 
     def cluster_sizes(self) -> Tensor:
         return self.partptr[1:] - self.partptr[:-1]
@@ -224,12 +278,16 @@ class ClusterLoader:
     Each batch is the subgraph induced by ``batch_size`` clusters (between-cluster edges of
     the chosen clusters restored), as a ``Data`` with ``x``, ``y``, masks and other node
     attributes sliced, local ``edge_index``, ``n_id`` (original node ids) and ``e_id``.
-    With ``diag_lambda`` set, ``batch.adj`` holds the diagonally enhanced operator.
+    ``batch_size``, ``shuffle`` and ``drop_last`` are the DataLoader options PyG passes
+    through; worker options (``num_workers``, ...) are accepted and ignored. msgnn_lite's
+    own options, keyword-only: with ``diag_lambda`` set, ``batch.adj`` holds the diagonally
+    enhanced operator; ``generator`` makes the cluster order reproducible.
     """
 
     def __init__(self, cluster_data: ClusterData, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, diag_lambda: float | None = None,
-                 generator: torch.Generator | None = None):
+                 drop_last: bool = False, *, diag_lambda: float | None = None,
+                 generator: torch.Generator | None = None, **kwargs):
+        check_loader_options("ClusterLoader", kwargs)
         if not isinstance(cluster_data, ClusterData):
             raise TypeError(f"cluster_data must be a ClusterData, got {type(cluster_data).__name__}")
         self.cluster_data = cluster_data
@@ -237,11 +295,7 @@ class ClusterLoader:
         if self.batch_size > cluster_data.num_parts:
             raise ValueError(f"batch_size={batch_size} exceeds num_parts={cluster_data.num_parts}")
         self.shuffle, self.drop_last, self.diag_lambda, self.generator = shuffle, drop_last, diag_lambda, generator
-        data = cluster_data.data
-        self._node_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
-                           and data.is_node_attr(k)]
-        self._edge_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
-                           and data.is_edge_attr(k)]
+        self._node_keys, self._edge_keys = cluster_data._keys
 
     def __len__(self) -> int:
         p = self.cluster_data.num_parts
@@ -257,39 +311,7 @@ class ClusterLoader:
 
     def batch(self, clusters: Tensor) -> Data:
         """The subgraph induced by the union of ``clusters``."""
-        cd = self.cluster_data
-        dev = cd.partptr.device
-        clusters = torch.as_tensor(clusters, dtype=torch.long, device=dev)
-        sizes = cd.partptr[clusters + 1] - cd.partptr[clusters]
-        # Sorted positions of the chosen clusters' nodes, cluster after cluster.
-        pos = torch.repeat_interleave(cd.partptr[clusters], sizes) + _segment_arange(sizes)
-        n_id = _take(cd.perm, pos)
-        # Local id of a node = offset of its cluster in the batch + its rank inside the cluster.
-        chosen = torch.full((cd.num_parts,), -1, dtype=torch.long, device=dev)
-        chosen[clusters] = torch.cumsum(sizes, 0) - sizes
-        rank = cd.rank
-        start = _take(cd.rowptr, n_id)
-        deg = _take(cd.rowptr, n_id + 1) - start
-        tgt = torch.repeat_interleave(torch.arange(n_id.numel(), device=dev), deg)
-        slot = _take(start, tgt) + _segment_arange(deg)
-        src = _take(cd.col, slot)
-        off = _take(chosen, _take(cd.part, src))
-        keep = off >= 0
-        src_local = off[keep] + _take(rank, src[keep])
-        edge_index = torch.stack([src_local, tgt[keep]])
-        e_id = _take(cd.e_id, slot[keep])
-        data = cd.data
-        out = Data(edge_index=edge_index, n_id=n_id, e_id=e_id, num_nodes=n_id.numel())
-        for key in self._node_keys:
-            out[key] = _take(data[key], n_id)
-        for key in self._edge_keys:
-            out[key] = _take(data[key], e_id)
+        out = self.cluster_data.subgraph(clusters)
         if self.diag_lambda is not None:
-            out.adj = diag_enhanced_adjacency(edge_index, n_id.numel(), self.diag_lambda)
+            out.adj = diag_enhanced_adjacency(out.edge_index, out.num_nodes, self.diag_lambda)
         return out
-
-
-def _segment_arange(counts: Tensor) -> Tensor:
-    total = int(counts.sum())
-    starts = torch.cumsum(counts, 0) - counts
-    return torch.arange(total, device=counts.device) - torch.repeat_interleave(starts, counts, output_size=total)

@@ -23,18 +23,26 @@ paper's normalization coefficients (Section 3.2, Algorithm 1):
   sampled node's aggregation an unbiased estimate of its full-graph aggregation.
 
 :meth:`GraphSAINTSampler.adjacency` builds that operator for a batch (the full graph's
-normalized weights times ``edge_norm``, self-loops unscaled since ``alpha_(v,v) = 1``).
-Everything runs on the data's device.
+normalized weights times ``edge_norm``; for ``"gcn"`` a self-loop is added to each node
+that has none, as ``build_adjacency`` does, and self-loops are unscaled since
+``alpha_(v,v) = 1``). The coefficients can be cached in ``save_dir``, as PyG's are.
+Everything runs on the data's device. The constructors take PyG's parameters
+(see :mod:`msgnn_lite.loader`).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
 from .checks import check_edge_index, check_positive_int
+from .loader import attribute_keys, check_loader_options, subgraph_batch
+from .partition import graph_key
 from .sparse import take_rows as _take
 from .sparse import SparseAdjacency, _compress, _csr
+from .utils import atomic_path
 
 __all__ = ["GraphSAINTSampler", "GraphSAINTNodeSampler", "GraphSAINTEdgeSampler", "GraphSAINTRandomWalkSampler"]
 
@@ -52,10 +60,17 @@ class GraphSAINTSampler:
     A batch is the subgraph induced by the sampled node set, a ``Data`` with node
     attributes sliced, local ``edge_index``, ``n_id``, ``e_id`` and, when
     ``sample_coverage > 0``, ``node_norm`` and ``edge_norm``.
+
+    PyG's parameters, in its order: ``batch_size`` (roots, nodes or edges per sample),
+    ``num_steps`` (batches per epoch), ``sample_coverage`` (pre-samples per node for the
+    coefficients; 0: none), ``save_dir`` (cache the coefficients there and reuse them for
+    the same graph and settings), ``log``; DataLoader worker options in ``**kwargs`` are
+    ignored. msgnn_lite's own, keyword-only: ``generator`` for reproducible samples.
     """
 
-    def __init__(self, data: Data, batch_size: int, num_steps: int = 1, sample_coverage: int = 0,
-                 generator: torch.Generator | None = None, log: bool = False):
+    def __init__(self, data: Data, batch_size: int, num_steps: int = 1, sample_coverage: int = 0, save_dir=None,
+                 log: bool = False, *, generator: torch.Generator | None = None, **kwargs):
+        check_loader_options(type(self).__name__, kwargs)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.num_steps = check_positive_int(num_steps, "num_steps")
         if isinstance(sample_coverage, bool) or not isinstance(sample_coverage, int) or sample_coverage < 0:
@@ -75,15 +90,21 @@ class GraphSAINTSampler:
         self._in_eid = order
         self.deg_in = self._in_ptr[1:] - self._in_ptr[:-1]
         self._assoc = torch.full((n,), -1, dtype=torch.long, device=self.device)
-        self._node_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
-                           and data.is_node_attr(k)]
-        self._edge_keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"
-                           and data.is_edge_attr(k)]
+        is_loop = self.row == self.col
+        self.has_loop = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self.has_loop[self.row[is_loop]] = True
+        self._keys = attribute_keys(data)
         self.node_norm: Tensor | None = None
         self.edge_norm: Tensor | None = None
         self.num_presamples = 0
         if sample_coverage > 0:
-            self._compute_norm(log)
+            path = None if save_dir is None else Path(save_dir).expanduser() / self._norm_filename()
+            if path is None or not self._load_norm(path, log):
+                self._compute_norm(log)
+                if path is not None:
+                    with atomic_path(path) as tmp:
+                        torch.save({"settings": self._norm_settings(), "node_norm": self.node_norm.cpu(),
+                                    "edge_norm": self.edge_norm.cpu(), "num_presamples": self.num_presamples}, tmp)
 
     # -- to be provided by subclasses -------------------------------------------------------
     def sample_nodes(self) -> Tensor:
@@ -108,6 +129,28 @@ class GraphSAINTSampler:
         keep = loc >= 0
         edge_index = torch.stack([loc[keep], tgt[keep]])
         return n_id, edge_index, _take(self._in_eid, slot[keep])
+
+    def _norm_settings(self) -> str:
+        """What the coefficients depend on: the graph, the sampler and its settings."""
+        walk = f"_w{self.walk_length}" if hasattr(self, "walk_length") else ""
+        return (f"{type(self).__name__.lower()}_{graph_key(self.data.edge_index, self.N)}"
+                f"_b{self.batch_size}{walk}_c{self.sample_coverage}")
+
+    def _norm_filename(self) -> str:
+        return f"saint_{self._norm_settings()}.pt"
+
+    def _load_norm(self, path: Path, log: bool) -> bool:
+        if not path.exists():
+            return False
+        stored = torch.load(path, weights_only=True)
+        if not isinstance(stored, dict) or stored.get("settings") != self._norm_settings():
+            return False
+        self.node_norm = stored["node_norm"].to(self.device)
+        self.edge_norm = stored["edge_norm"].to(self.device)
+        self.num_presamples = int(stored["num_presamples"])
+        if log:
+            print(f"GraphSAINT: normalization loaded from {path.name}")
+        return True
 
     def _compute_norm(self, log: bool) -> None:
         node_count = torch.zeros(self.N, dtype=torch.float64, device=self.device)
@@ -140,24 +183,21 @@ class GraphSAINTSampler:
     def sample(self) -> Data:
         """One batch."""
         n_id, edge_index, e_id = self.induced(self.sample_nodes())
-        batch = Data(edge_index=edge_index, n_id=n_id, e_id=e_id, num_nodes=n_id.numel())
-        for key in self._node_keys:
-            batch[key] = _take(self.data[key], n_id)
-        for key in self._edge_keys:
-            batch[key] = _take(self.data[key], e_id)
+        batch = subgraph_batch(self.data, self._keys, edge_index, n_id, e_id)
         if self.node_norm is not None:
             batch.node_norm = self.node_norm[n_id]
             batch.edge_norm = self.edge_norm[e_id]
         return batch
 
-    def _full_weights(self, normalization: str) -> tuple[Tensor, Tensor]:
-        """Per-edge weights of the full graph's normalized operator and its self-loop weights."""
+    def _full_weights(self, normalization: str) -> tuple[Tensor, Tensor | None]:
+        """Per-edge weights of the full graph's normalized operator and the weights of the
+        self-loops it adds (``"gcn"`` only; zero where a node already has a loop)."""
         key = f"_w_{normalization}"
         if not hasattr(self, key):
             deg = self.deg_in.to(torch.float32)
-            if normalization == "gcn":  # D^-1/2 (A+I) D^-1/2 with in-degrees (+1 for the loop)
-                dinv = (deg + 1).pow(-0.5)
-                w, loop = dinv[self.row] * dinv[self.col], dinv * dinv
+            if normalization == "gcn":  # D^-1/2 (A+I) D^-1/2, a loop added only where there is none
+                dinv = (deg + (~self.has_loop).float()).pow(-0.5)
+                w, loop = dinv[self.row] * dinv[self.col], (dinv * dinv).masked_fill_(self.has_loop, 0.0)
             elif normalization in ("mean", "rw"):
                 dinv = deg.reciprocal().masked_fill_(deg == 0, 0.0)
                 w, loop = dinv[self.col], None
@@ -170,8 +210,9 @@ class GraphSAINTSampler:
 
     def adjacency(self, batch: Data, normalization: str = "gcn", use_norm: bool = True) -> SparseAdjacency:
         """The batch's graph operator: full-graph normalized weights of its edges, times
-        ``edge_norm`` when ``use_norm`` (GraphSAINT's unbiased aggregator), plus the
-        self-loops for ``"gcn"``. Pass it to a msgnn_lite model as ``model(batch.x, adj)``."""
+        ``edge_norm`` when ``use_norm`` (GraphSAINT's unbiased aggregator), plus, for ``"gcn"``,
+        a self-loop for each node without one in the graph (existing loops are edges of the
+        batch already). Pass it to a msgnn_lite model as ``model(batch.x, adj)``."""
         w_full, loop = self._full_weights(normalization)
         src, dst = batch.edge_index
         w = w_full[batch.e_id]
@@ -180,8 +221,8 @@ class GraphSAINTSampler:
                 raise ValueError("batch has no edge_norm: build the sampler with sample_coverage > 0")
             w = w * batch.edge_norm
         if loop is not None:
-            ar = torch.arange(batch.num_nodes, device=src.device)
-            src, dst, w = torch.cat([src, ar]), torch.cat([dst, ar]), torch.cat([w, loop[batch.n_id]])
+            ar = (~self.has_loop[batch.n_id]).nonzero().view(-1)
+            src, dst, w = torch.cat([src, ar]), torch.cat([dst, ar]), torch.cat([w, loop[batch.n_id[ar]]])
         order = torch.sort(dst, stable=True).indices
         n = batch.num_nodes
         return SparseAdjacency(_csr(_compress(dst[order], n), src[order], w[order], n, n), normalization)
@@ -220,13 +261,13 @@ class GraphSAINTRandomWalkSampler(GraphSAINTSampler):
     steps from each (a node without out-edges stays where it is)."""
 
     def __init__(self, data: Data, batch_size: int, walk_length: int, num_steps: int = 1, sample_coverage: int = 0,
-                 generator: torch.Generator | None = None, log: bool = False):
+                 save_dir=None, log: bool = False, *, generator: torch.Generator | None = None, **kwargs):
         self.walk_length = check_positive_int(walk_length, "walk_length")
         ei = check_edge_index(data.edge_index, data.num_nodes)
         order = torch.sort(ei[0], stable=True).indices
         self._out_ptr = _compress(ei[0][order], data.num_nodes)
         self._out_dst = ei[1][order]
-        super().__init__(data, batch_size, num_steps, sample_coverage, generator, log)
+        super().__init__(data, batch_size, num_steps, sample_coverage, save_dir, log, generator=generator, **kwargs)
 
     def sample_nodes(self) -> Tensor:
         cur = torch.randint(0, self.N, (self.batch_size,), device=self.device, generator=self.generator)

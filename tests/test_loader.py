@@ -111,9 +111,33 @@ def test_bad_arguments(graph):
 
 
 def test_reproducible_with_generator(graph):
-    a = next(iter(NeighborLoader(graph, [4, 4], 32, shuffle=True, generator=torch.Generator().manual_seed(3))))
-    b = next(iter(NeighborLoader(graph, [4, 4], 32, shuffle=True, generator=torch.Generator().manual_seed(3))))
+    def first():
+        gen = torch.Generator().manual_seed(3)
+        return next(iter(NeighborLoader(graph, [4, 4], batch_size=32, shuffle=True, generator=gen)))
+    a, b = first(), first()
     assert torch.equal(a.n_id, b.n_id) and torch.equal(a.edge_index, b.edge_index)
+
+
+def test_pyg_argument_order_and_transform(graph):
+    """PyG's order: (data, num_neighbors, input_nodes, input_time, replace, ...), batch_size
+    keyword-only; ``transform`` is applied to every batch."""
+    seeds = torch.tensor([5, 1, 9])
+    calls = []
+
+    def mark(batch):
+        calls.append(batch.batch_size)
+        batch.marked = True
+        return batch
+    loader = NeighborLoader(graph, [3], seeds, None, True, transform=mark, batch_size=2)
+    batches = list(loader)
+    assert calls == [2, 1] and all(b.marked for b in batches)
+    assert torch.equal(torch.cat([b.input_id for b in batches]), seeds)
+    assert all(b.num_sampled_edges[0] == 3 * b.batch_size for b in batches)  # replace=True: exactly 3 per seed
+    with pytest.raises(TypeError):
+        NeighborLoader(graph, [3], seeds, None, True, "directional", False, "uniform", None, None, None, None,
+                       False, None, None, True, 2)  # batch_size is keyword-only, as in PyG
+    with pytest.raises(TypeError, match="transform"):
+        NeighborLoader(graph, [3], transform="not callable")
 
 
 def test_receptive_field_grows_with_hops(graph):

@@ -68,9 +68,40 @@ def test_partition_is_cached_atomically(graph, tmp_path):
     files = list((tmp_path / "partitions").glob("metis_*_p8_*.pt"))
     assert len(files) == 1 and not list((tmp_path / "partitions").glob(".*tmp*"))
     cached = torch.load(files[0], weights_only=True)
-    assert torch.equal(cached, part)
-    torch.save(torch.zeros_like(part), files[0])  # a cached file is really what gets used
+    assert torch.equal(cached["part"], part)
+    cached["part"] = torch.zeros_like(part)
+    torch.save(cached, files[0])  # a cached file is really what gets used
     assert int(metis_partition(graph.edge_index, graph.num_nodes, 8).max()) == 0
+    torch.save(cached["part"], files[0])  # the older format (a bare tensor) is still read
+    assert int(metis_partition(graph.edge_index, graph.num_nodes, 8).max()) == 0
+
+
+def test_save_dir_and_filename_as_in_pyg(graph, tmp_path):
+    """PyG's ClusterData(data, num_parts, recursive, save_dir, filename): the partition is stored
+    there and reused, but a file left by another graph is recomputed, not trusted."""
+    folder = tmp_path / "mine"
+    a = ClusterData(graph, 8, False, folder, "metis.pt")
+    assert (folder / "metis.pt").exists() and not (tmp_path / "partitions").exists()
+    stored = torch.load(folder / "metis.pt", weights_only=True)
+    stored["part"] = (a.part + 1) % 8  # a relabelled partition: same graph and settings, so it is used
+    torch.save(stored, folder / "metis.pt")
+    assert torch.equal(ClusterData(graph, 8, save_dir=folder, filename="metis.pt").part, (a.part + 1) % 8)
+    other = make_csbm(graph.num_nodes, 10, 5, 8, 0.9, seed=3)
+    c = ClusterData(other, 8, save_dir=folder, filename="metis.pt")
+    assert not torch.equal(c.part, (a.part + 1) % 8)
+    assert torch.equal(c.part, metis_partition(other.edge_index, other.num_nodes, 8, cache=False))
+
+
+def test_cluster_data_item_is_one_cluster_induced(graph):
+    cd = ClusterData(graph, num_parts=6)
+    for i in (0, 5, -1):
+        b = cd[i]
+        assert torch.equal(b.n_id.sort().values, (cd.part == i % 6).nonzero().view(-1))
+        inside = cd.part == i % 6
+        assert b.edge_index.size(1) == int((inside[graph.edge_index[0]] & inside[graph.edge_index[1]]).sum())
+        assert torch.equal(graph.edge_index[:, b.e_id], b.n_id[b.edge_index])
+    with pytest.raises(IndexError):
+        cd[6]
 
 
 def test_diag_enhancement(graph):
@@ -92,3 +123,9 @@ def test_bad_arguments(graph):
         ClusterLoader(cd, batch_size=5)
     with pytest.raises(ValueError, match="part"):
         ClusterData(graph, num_parts=4, part=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="sparse_format"):
+        ClusterData(graph, num_parts=4, sparse_format="coo")
+    with pytest.raises(NotImplementedError, match="keep_inter_cluster_edges"):
+        ClusterData(graph, num_parts=4, keep_inter_cluster_edges=True)
+    with pytest.raises(TypeError, match="positional"):  # msgnn_lite's own options (diag_lambda) are keyword-only
+        ClusterLoader(cd, 2, True, False, 1.0)

@@ -1,6 +1,7 @@
 """GraphSAINT: the normalized aggregation and loss are unbiased, the raw ones are not."""
 import pytest
 import torch
+from torch_geometric.data import Data
 
 from msgnn_lite.data import make_csbm
 from msgnn_lite.saint import GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler
@@ -89,3 +90,38 @@ def test_bad_arguments(graph):
     with pytest.raises(ValueError, match="edge_norm"):
         s = GraphSAINTEdgeSampler(graph, batch_size=10)
         s.adjacency(s.sample())
+
+
+def test_gcn_adds_self_loops_only_where_missing(graph):
+    """On a graph where some nodes already have a self-loop, the whole-graph batch's operator
+    equals build_adjacency's D^-1/2 (A + I) D^-1/2 with loops added only where missing (no
+    node counts its loop twice), and sampled batches keep one loop per node."""
+    n = graph.num_nodes
+    looped = torch.arange(0, n, 3)
+    g = graph.clone()
+    g.edge_index = torch.cat([graph.edge_index, torch.stack([looped, looped])], 1)
+    s = GraphSAINTNodeSampler(g, batch_size=80, sample_coverage=5)
+    n_id, edge_index, e_id = s.induced(torch.arange(n))
+    whole = Data(edge_index=edge_index, n_id=n_id, e_id=e_id, num_nodes=n)
+    ours = s.adjacency(whole, use_norm=False).matrix.to_dense()
+    ref = build_adjacency(g.edge_index, n, "gcn").matrix.to_dense()
+    torch.testing.assert_close(ours, ref)
+    deg = torch.bincount(g.edge_index[1], minlength=n).float() + 1
+    deg[looped] -= 1  # the existing loop is the node's only loop
+    torch.testing.assert_close(ours.diagonal(), 1.0 / deg)
+    b = s.sample()
+    a = s.adjacency(b).matrix
+    loops = a.to_sparse_coo().coalesce().indices()
+    assert int((loops[0] == loops[1]).sum()) == b.num_nodes  # exactly one loop per node
+
+
+def test_coefficients_are_cached_in_save_dir(graph, tmp_path):
+    """PyG's save_dir: a second sampler with the same graph and settings loads the coefficients
+    (a different generator would otherwise give different ones); other settings recompute."""
+    a = GraphSAINTRandomWalkSampler(graph, 20, 2, 1, 10, tmp_path, generator=torch.Generator().manual_seed(0))
+    assert len(list(tmp_path.glob("saint_*.pt"))) == 1
+    b = GraphSAINTRandomWalkSampler(graph, 20, 2, 1, 10, tmp_path, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a.node_norm, b.node_norm) and torch.equal(a.edge_norm, b.edge_norm)
+    assert b.num_presamples == a.num_presamples
+    c = GraphSAINTRandomWalkSampler(graph, 20, 3, 1, 10, tmp_path, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(a.node_norm, c.node_norm) and len(list(tmp_path.glob("saint_*.pt"))) == 2
