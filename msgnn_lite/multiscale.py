@@ -14,7 +14,9 @@ multiscale gradients, with honest cost accounting.
   difference on a small coupled batch, and -- for comparison -- the official code's
   ``|L_fine - L_coarse|`` form, whose gradient is ``sign(L_f - L_c) (grad L_f - grad L_c)``:
   it flips the correction's sign whenever the fine loss is the smaller one, so it
-  is biased. :func:`multiscale_gradient_step` trains with either.
+  is biased. :func:`multiscale_gradient_step` trains with either, and
+  :func:`train_multiscale_gradient` uses it as a training method (same evaluation and
+  accounting as coarse-to-fine; ``{"method": "gradient"}`` in :func:`compare_methods`).
 * :class:`Work`: the work of a step counted from the graph sizes and layer widths
   (sparse edge multiply-adds and dense multiply-adds), so a run reports
   *fine-graph-epoch equivalents* as well as seconds.
@@ -49,6 +51,7 @@ __all__ = [
     "graph_loss",
     "multiscale_loss",
     "multiscale_gradient_step",
+    "train_multiscale_gradient",
     "flat_grad",
     "masked_loss",
     "evaluate_full",
@@ -327,13 +330,21 @@ def train_multiscale(model: nn.Module, data: Data, *, levels: int, epochs: int, 
     res = fit(model, data, epochs=trainer.total_epochs, lr=lr, weight_decay=weight_decay, patience=patience,
               device=dev, seed=seed, train_step=trainer, evaluate=lambda m, d: evaluate_full(m, d, full_adj),
               eval_every=eval_every, measure_memory=False, progress=progress, desc=desc or f"{method} L={levels}")
+    return _result(model, data, full_adj, res, trainer.records, method, levels, schedule)
+
+
+def _result(model: nn.Module, data: Data, full_adj, res: TrainResult, records: list[dict], method: str,
+            levels: int, schedule: list) -> MultiscaleResult:
+    """A :class:`MultiscaleResult` from ``fit``'s result and one record per step
+    (``work`` and, optionally, ``level`` / ``nodes``)."""
     fine = step_work(model, int(data.num_nodes), _nnz(full_adj, data), _x_nnz(data.x))
     hist = res.history.copy()
-    recs = trainer.records[:len(hist)]
-    hist["level"] = [r["level"] for r in recs]
-    hist["nodes"] = [r["nodes"] for r in recs]
+    recs = records[:len(hist)]
+    for key in ("level", "nodes"):
+        if recs and key in recs[0]:
+            hist[key] = [r[key] for r in recs]
     step_totals = [r["work"].total for r in recs]
-    hist["fine_epochs"] = pd.Series(step_totals).cumsum().values / fine.total
+    hist["fine_epochs"] = pd.Series(step_totals, dtype=float).cumsum().values / fine.total
     hist["cum_train_time_s"] = hist["epoch_time_s"].cumsum()
     train_work = sum((r["work"] for r in recs), Work())
     n_evals = int(hist["val_acc"].notna().sum()) if "val_acc" in hist else 0
@@ -464,6 +475,32 @@ class multiscale_gradient_step:  # noqa: N801 (used like a function: a train_ste
         return float(loss.detach()) if math.isfinite(float(loss.detach())) else float("nan")
 
 
+def train_multiscale_gradient(model: nn.Module, data: Data, *, levels: int, epochs: int, ratio: float = 0.5,
+                              batch_ratio=0.25, method: str = "random", k: int = 1, hops: int = 2,
+                              form: str = "telescoping", lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
+                              device="auto", eval_every: int = 1, patience: int | None = None,
+                              progress: bool | None = None, desc: str | None = None) -> MultiscaleResult:
+    """Training with the multiscale gradient estimator (Algorithm 2) as the optimizer's gradient:
+    ``epochs`` steps of :class:`multiscale_gradient_step`, each on fresh coarse graphs and
+    ego-subgraph batches, with the same full-graph evaluation, model selection and work/time
+    accounting as :func:`train_multiscale` (so :func:`compare_methods` can put it beside
+    coarse-to-fine). ``levels=0`` with ``batch_ratio < 1`` is plain subgraph-batch training."""
+    from .utils import resolve_device
+
+    epochs = check_positive_int(epochs, "epochs")
+    dev = resolve_device(device)
+    data = data.to(dev)
+    step = multiscale_gradient_step(levels=levels, ratio=ratio, batch_ratio=batch_ratio, method=method, k=k,
+                                    hops=hops, form=form, seed=seed)
+    full_adj = _operator(model, data)
+    res = fit(model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience, device=dev,
+              seed=seed, train_step=step, evaluate=lambda m, d: evaluate_full(m, d, full_adj),
+              eval_every=eval_every, measure_memory=False, progress=progress,
+              desc=desc or f"multiscale gradient L={levels}")
+    records = [{"work": w} for w in step.work]
+    return _result(model, data, full_adj, res, records, f"gradient ({form})", levels, [])
+
+
 def gradient_study(model: nn.Module, data: Data, estimators: dict, samples: int = 50, seed: int = 0) -> pd.DataFrame:
     """Bias and variance of gradient estimators against the exact full-graph gradient.
 
@@ -519,6 +556,10 @@ def compare_methods(data: Data, make_model, configs: list[dict], *, epochs: int,
     trains ``epochs`` full-graph epochs; a configuration ``{"method": ..., "levels": L}``
     uses the paper's schedule with ``n = round(epochs / (L + 1))`` fine epochs, so its
     total training work is about the baseline's (each level costs ~``n`` fine epochs).
+    A configuration may override ``k`` (its method is then labelled ``"<method> k=<k>"``);
+    ``{"method": "gradient", "levels": L, "batch_ratio": b}`` trains with the multiscale
+    gradient estimator (:func:`train_multiscale_gradient`, ``epochs`` steps; optional
+    ``"select"``: the coarsening method, default random).
     The *target* is ``target_fraction`` (in (0, 1]; default 99 %) of the baseline's best
     validation accuracy, minus ``target_tol`` (absolute, default 0), so that the comparison
     is not decided by the baseline's last small improvement; ``*_to_target`` columns give the training work (fine-epoch equivalents) and time
@@ -543,11 +584,23 @@ def compare_methods(data: Data, make_model, configs: list[dict], *, epochs: int,
         runs = [("full graph", 0, base)]
         for cfg in configs:
             method, levels = cfg["method"], int(cfg["levels"])
-            n = max(1, int(round(epochs / (levels + 1))))
+            cfg_k = int(cfg.get("k", k))
             seed_everything(seed)
-            res = train_multiscale(make_model(), data, levels=levels, epochs=n, method=method, ratio=ratio, k=k,
-                                   hops=hops, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
-                                   eval_every=eval_every, progress=progress, desc=f"{method} L={levels}")
+            if method == "gradient":  # the estimator as the training gradient, one step per baseline epoch
+                res = train_multiscale_gradient(
+                    make_model(), data, levels=levels, epochs=int(cfg.get("epochs", epochs)), ratio=ratio,
+                    batch_ratio=cfg.get("batch_ratio", 0.25), method=cfg.get("select", "random"), k=cfg_k,
+                    hops=hops, lr=lr, weight_decay=weight_decay, seed=seed, device=device, eval_every=eval_every,
+                    progress=progress, desc=f"gradient L={levels}")
+                method = "gradient"
+            else:
+                n = max(1, int(round(epochs / (levels + 1))))
+                res = train_multiscale(make_model(), data, levels=levels, epochs=n, method=method, ratio=ratio,
+                                       k=cfg_k, hops=hops, lr=lr, weight_decay=weight_decay, seed=seed,
+                                       device=device, eval_every=eval_every, progress=progress,
+                                       desc=f"{method} L={levels}")
+            if cfg_k != k:
+                method = f"{method} k={cfg_k}"
             runs.append((method, levels, res))
         for method, levels, res in runs:
             hit = res.to_target(target)

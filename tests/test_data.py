@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from msgnn_lite import data as D
-from msgnn_lite.data import DatasetUnavailableError, describe, edge_homophily, load_dataset, make_csbm
+from msgnn_lite.data import DatasetUnavailableError, describe, edge_homophily, load_dataset, make_csbm, make_local_csbm
 
 
 @pytest.mark.parametrize("name,nodes,edges,classes,split", [
@@ -146,3 +146,31 @@ def test_split_fraction_partitions_the_nodes_and_leaves_the_original(small_graph
         split_fraction(small_graph, 0.7, 0.3)
     with pytest.raises(ValueError, match="train"):
         split_fraction(small_graph, 0.0, 0.3)
+
+
+@pytest.mark.parametrize("h,window", [(0.8, 12), (1.0, 16), (0.5, 32)])
+def test_local_csbm_statistics_match_the_arguments(h, window):
+    d = make_local_csbm(20_000, 10, num_classes=5, num_features=8, homophily=h, window=window, seed=2)
+    assert abs(edge_homophily(d.edge_index, d.y) - h) <= 0.02
+    assert abs(d.edge_index.size(1) / d.num_nodes - 10) < 0.05
+    src, dst = d.edge_index
+    assert not bool((src == dst).any())
+    keys = src * d.num_nodes + dst
+    assert keys.unique().numel() == keys.numel()
+    assert torch.equal(torch.sort(keys).values, torch.sort(dst * d.num_nodes + src).values)  # undirected
+    # same-class edges join ids at most `window` apart (up to the wrap at a class block's ends)
+    same = d.y[src] == d.y[dst]
+    gap = (src - dst).abs()[same]
+    assert float((gap <= window).float().mean()) > 0.99
+    assert torch.equal(d.y, torch.sort(d.y).values)  # ordered ids: classes are contiguous blocks
+
+
+def test_local_csbm_shuffled_ids_hide_the_locality_and_are_seeded():
+    a = make_local_csbm(10_000, 8, homophily=1.0, window=8, shuffle_ids=True, seed=4)
+    b = make_local_csbm(10_000, 8, homophily=1.0, window=8, shuffle_ids=True, seed=4)
+    assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x)
+    assert float(((a.edge_index[0] - a.edge_index[1]).abs() <= 8).float().mean()) < 0.01
+    with pytest.raises(ValueError, match="window"):
+        make_local_csbm(1000, 8, window=0)
+    with pytest.raises(ValueError, match="window=4 allows 4"):  # 4 same-class edges per node need window >= 8
+        make_local_csbm(1000, 10, homophily=0.8, window=4)

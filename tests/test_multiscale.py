@@ -12,6 +12,7 @@ from msgnn_lite.multiscale import (
     flat_grad,
     forward_work,
     graph_loss,
+    multiscale_gradient_step,
     multiscale_loss,
     paper_schedule,
     step_work,
@@ -19,6 +20,7 @@ from msgnn_lite.multiscale import (
     summarize_runs,
     train_full,
     train_multiscale,
+    train_multiscale_gradient,
 )
 from msgnn_lite.train import fit
 from msgnn_lite.utils import seed_everything
@@ -175,3 +177,44 @@ def test_compare_methods_target_is_a_fraction_of_the_baseline_best(graph):
     assert {"val_acc", "reached_target"} <= set(summarize_runs(runs).columns)
     with pytest.raises(ValueError, match="target_fraction"):
         compare_methods(graph, lambda: _model(graph), [], epochs=2, target_fraction=1.5, progress=False)
+
+
+def test_multiscale_gradient_training_step_is_unbiased(graph):
+    # one step of the trainer with SGD(lr=1) moves the weights by minus its gradient estimate;
+    # over many steps from the same weights the mean move is the exact full-graph gradient
+    model = _model(graph)  # no dropout, no BatchNorm: train and eval modes agree
+    model.eval()
+    exact = _grad(model, graph_loss(model, graph)[0])
+    start = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    step = multiscale_gradient_step(levels=2, batch_ratio=1.0, seed=0)
+    moves = []
+    for _ in range(300):
+        loss = step(model, graph, opt)
+        assert loss == loss  # finite
+        moves.append(torch.cat([(s - p.detach()).reshape(-1) for s, p in zip(start, model.parameters())]))
+        with torch.no_grad():
+            for s, p in zip(start, model.parameters()):
+                p.copy_(s)
+    moves = torch.stack(moves)
+    single = (moves - exact).norm(dim=1).mean() / exact.norm()
+    mean_err = (moves.mean(0) - exact).norm() / exact.norm()
+    assert single > 0.1  # a single step is noisy ...
+    assert mean_err < 0.25 * single and mean_err < 0.1  # ... but unbiased up to Monte Carlo error
+    assert len(step.work) == 300 and all(w.total > 0 for w in step.work)
+
+
+def test_train_multiscale_gradient_in_compare_methods(graph):
+    runs, hist = compare_methods(graph, lambda: _model(graph),
+                                 [{"method": "gradient", "levels": 1, "batch_ratio": 0.5},
+                                  {"method": "random", "levels": 1, "k": 2}],
+                                 epochs=8, lr=1e-2, eval_every=2, progress=False)
+    assert list(runs.method) == ["full graph", "gradient", "random k=2"]
+    g = hist[("gradient", 1, 0)]
+    assert len(g) == 8 and g["val_acc"].notna().sum() == 4  # evaluated every 2 steps, like the baseline
+    assert bool((g["fine_epochs"].diff().dropna() > 0).all())
+    # a step: the coarse graph (1/2) + a half-size fine batch and its coarsening (1/2 + 1/4), fewer
+    # edges per node on the coarse graphs -- between 1/2 and 5/4 of a full-graph step
+    assert 0.5 * 8 < g["fine_epochs"].iloc[-1] < 1.25 * 8
+    res = train_multiscale_gradient(_model(graph), graph, levels=1, epochs=3, lr=1e-2, progress=False)
+    assert res.result.epochs_run == 3 and res.method == "gradient (telescoping)"
