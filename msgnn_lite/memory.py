@@ -48,22 +48,26 @@ class SavedTensorMeter(contextlib.AbstractContextManager):
 
     ``exclude`` is an iterable of tensors (typically ``model.parameters()``) whose
     storages are not counted. After the block, ``bytes`` holds the total of distinct
-    storages and ``count`` the number of saved tensors.
+    storages, ``peak_bytes`` the most bytes saved at any one moment (for a block with
+    several forward/backward passes, e.g. a mini-batch epoch, the largest pass), and
+    ``count`` the number of saved tensors.
     """
 
     def __init__(self, exclude=()):
         self._excluded = {_storage_key(t)[0] for t in exclude}
         self._live: dict = {}  # storage key -> number of live saved tensors that use it
+        self._live_bytes = 0
+        self.peak_bytes = 0
         self.bytes = 0
         self.count = 0
         self._ctx = None
 
-    def _release(self, key) -> None:
+    def _release(self, key, nbytes: int) -> None:
         left = self._live.get(key, 0) - 1
         if left > 0:
             self._live[key] = left
-        else:
-            self._live.pop(key, None)
+        elif self._live.pop(key, None) is not None:
+            self._live_bytes -= nbytes
 
     def pack(self, t: torch.Tensor):
         """The pack hook: count ``t``'s storage unless a live saved tensor already uses it.
@@ -76,11 +80,15 @@ class SavedTensorMeter(contextlib.AbstractContextManager):
             live = self._live.get(key, 0)
             if live == 0:
                 self.bytes += nbytes
+                self._live_bytes += nbytes
+                self.peak_bytes = max(self.peak_bytes, self._live_bytes)
             self._live[key] = live + 1
-            weakref.finalize(t, self._release, key)
+            weakref.finalize(t, self._release, key, nbytes)
         return t
 
     def __enter__(self):
+        self._live.clear()
+        self._live_bytes = self.peak_bytes = self.bytes = self.count = 0
         self._ctx = torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
         self._ctx.__enter__()
         return self

@@ -42,7 +42,7 @@ from .sparse import SparseAdjacency, build_adjacency, cached_adjacency, propagat
 from .train import TrainResult, accuracy, fit
 from .utils import resolve_device, seed_everything, sync
 
-__all__ = ["sgc_features", "sign_features", "SGC", "SIGN", "fit_precomputed", "Precomputed",
+__all__ = ["sgc_features", "sign_features", "SGC", "SIGN", "fit_precomputed", "row_batch_step", "Precomputed",
            "label_propagation", "correct", "smooth", "correct_and_smooth", "CorrectAndSmooth", "compare_with_gcn"]
 
 
@@ -151,6 +151,29 @@ def _rows(xs: list[Tensor], index: Tensor) -> list[Tensor]:
     return [take_rows(x, index) for x in xs]
 
 
+def row_batch_step(features: Sequence[Tensor], batch_size: int, generator: torch.Generator | None = None):
+    """A ``train_step`` for :func:`~msgnn_lite.train.fit` on precomputed ``features`` (a list of
+    ``[N, F]`` hop tensors): one epoch of shuffled mini-batches of ``batch_size`` training rows.
+    The model receives a list of row-slices; the graph is never touched."""
+    batch_size = check_positive_int(batch_size, "batch_size")
+    xs = list(features)
+
+    def step(m: nn.Module, d: Data, optimizer: torch.optim.Optimizer) -> float:
+        m.train()
+        train_idx = d.train_mask.nonzero().view(-1)
+        order = train_idx[torch.randperm(train_idx.numel(), generator=generator).to(train_idx.device)]
+        total = 0.0
+        for s in range(0, order.numel(), batch_size):
+            idx = order[s:s + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(m(_rows(xs, idx)), d.y[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * idx.numel()
+        return total / max(order.numel(), 1)
+    return step
+
+
 def fit_precomputed(model: nn.Module, features: Tensor | Sequence[Tensor], data: Data, *, epochs: int = 100,
                     batch_size: int = 10_000, lr: float = 0.01, weight_decay: float = 0.0, eval_every: int = 1,
                     patience: int | None = None, device: str | torch.device = "auto", seed: int = 0,
@@ -188,19 +211,7 @@ def fit_precomputed(model: nn.Module, features: Tensor | Sequence[Tensor], data:
         return torch.cat([m(_rows(xs, torch.arange(s, min(s + eval_batch_size, n), device=dev)))
                           for s in range(0, n, eval_batch_size)])
 
-    def train_step(m: nn.Module, d: Data, optimizer: torch.optim.Optimizer) -> float:
-        m.train()
-        train_idx = d.train_mask.nonzero().view(-1)
-        order = train_idx[torch.randperm(train_idx.numel(), generator=gen).to(train_idx.device)]
-        total = 0.0
-        for s in range(0, order.numel(), batch_size):
-            idx = order[s:s + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(m(_rows(xs, idx)), d.y[idx])
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * idx.numel()
-        return total / max(order.numel(), 1)
+    train_step = row_batch_step(xs, batch_size, gen)
 
     @torch.no_grad()
     def evaluate(m: nn.Module, d: Data) -> dict:

@@ -5,9 +5,10 @@
 
 Each notebook runs with ``profile`` injected as a parameter, its executed copy goes to
 ``<output>/<profile>/<name>.ipynb``, and the results file it writes (see
-:mod:`msgnn_lite.results`) is gathered into ``<output>/<profile>/summary.md``. A failing
-notebook is reported with its name and failing cell; the others still run, and the
-exit code is non-zero.
+:mod:`msgnn_lite.results`, tagged with this run's id) is gathered into
+``<output>/<profile>/summary.md`` and the reproduction report ``<output>/<profile>/report.md``
+(see :mod:`msgnn_lite.report`). A failing notebook is reported with its name and failing
+cell; the others still run, and the exit code is non-zero.
 """
 from __future__ import annotations
 
@@ -18,10 +19,16 @@ import sys
 import time
 from pathlib import Path
 
+from .report import render_report, render_summary
 from .results import load_results
 from .utils import atomic_path, atomic_write, repo_root
 
-__all__ = ["discover", "run", "main", "render_summary"]
+__all__ = ["discover", "run", "main", "render_summary", "render_report", "KERNEL_ARGUMENTS"]
+
+# ipykernel logs a transport warning at every kernel start ("Kernel is running over TCP
+# without encryption"); the kernel is local and private to this run, so its own log is
+# kept to errors. Warnings raised by notebook code still appear in the cells' outputs.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def discover(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
@@ -56,22 +63,50 @@ def _clean_metadata(path: Path) -> None:
 def run(profile: str = "default", only: list[str] | None = None, output: Path | None = None,
         store: bool = False, timeout: int | None = None) -> int:
     """Execute the notebooks; return the number that failed."""
-    import papermill as pm
-    from tqdm.auto import tqdm
-
     root = repo_root()
     nb_dir = root / "notebooks"
     out_dir = (output or root / "runs") / profile
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
+    notebooks = discover(nb_dir, only)
     for stale in results.glob("*.json"):
         if not only or stale.name[:2] in {o.zfill(2) for o in only}:
             stale.unlink()
+    run_id = f"{profile}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+    saved_env = {k: os.environ.get(k) for k in ("MSGNN_RESULTS_DIR", "MSGNN_RUN_ID", "MSGNN_DATA", "MPLBACKEND")}
     os.environ["MSGNN_RESULTS_DIR"] = str(results)
+    os.environ["MSGNN_RUN_ID"] = run_id
     if os.environ.get("MSGNN_DATA"):  # kernels run in notebooks/: make a relative path absolute
         os.environ["MSGNN_DATA"] = str(Path(os.environ["MSGNN_DATA"]).expanduser().resolve())
     os.environ.setdefault("MPLBACKEND", "Agg")
-    notebooks = discover(nb_dir, only)
+    try:
+        status = _execute(notebooks, out_dir, nb_dir, profile, store, timeout)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    records = load_results(results)
+    summary = render_summary(profile, status, records, run_id)
+    atomic_write(out_dir / "summary.md", summary)
+    atomic_write(out_dir / "report.md", render_report(profile, records, run_id, status))
+    print(summary)
+    for name in ("summary.md", "report.md"):
+        try:
+            shown = (out_dir / name).resolve().relative_to(root)
+        except ValueError:
+            shown = out_dir / name
+        print(f"{name[:-3]} written to {shown}")
+    return sum(1 for s in status if s[1] != "ok")
+
+
+def _execute(notebooks: list[Path], out_dir: Path, nb_dir: Path, profile: str, store: bool,
+             timeout: int | None) -> list[tuple]:
+    """Run each notebook with papermill; return ``(name, "ok"|"FAILED", seconds, failing cell)`` rows."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+
     status = []
     bar = tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb")
     for nb in bar:
@@ -82,7 +117,8 @@ def run(profile: str = "default", only: list[str] | None = None, output: Path | 
         try:
             with atomic_path(target) as tmp:
                 pm.execute_notebook(str(nb), str(tmp), parameters=params, cwd=str(nb_dir), kernel_name="python3",
-                                    progress_bar=False, log_output=False, execution_timeout=timeout)
+                                    progress_bar=False, log_output=False, execution_timeout=timeout,
+                                    extra_arguments=KERNEL_ARGUMENTS)
             if store:
                 _clean_metadata(target)
             status.append((nb.stem, "ok", time.perf_counter() - t0, ""))
@@ -90,38 +126,7 @@ def run(profile: str = "default", only: list[str] | None = None, output: Path | 
             msg = _failing_cell(err)
             status.append((nb.stem, "FAILED", time.perf_counter() - t0, msg))
             tqdm.write(f"FAILED {nb.name}: {msg}", file=sys.stderr)
-    summary = render_summary(profile, status, load_results(results))
-    atomic_write(out_dir / "summary.md", summary)
-    print(summary)
-    try:
-        shown = (out_dir / "summary.md").resolve().relative_to(root)
-    except ValueError:
-        shown = out_dir / "summary.md"
-    print(f"summary written to {shown}")
-    return sum(1 for s in status if s[1] != "ok")
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def render_summary(profile: str, status: list[tuple], results: list[dict]) -> str:
-    """The summary as Markdown: one row per notebook run, then every paper-vs-ours claim."""
-    lines = [f"# msgnn-lite results, profile `{profile}`", "", "## Notebooks", "",
-             "| notebook | status | runtime (s) | failing cell |", "|---|---|---|---|"]
-    for name, state, secs, msg in status:
-        lines.append(f"| {name} | {state} | {secs:.0f} | {msg.replace('|', '/')} |")
-    lines += ["", "## Paper vs ours", "", "| notebook | quantity | paper | ours | unit | verdict | note |",
-              "|---|---|---|---|---|---|---|"]
-    for res in results:
-        for c in res.get("claims", []):
-            lines.append(f"| {res['notebook']} | {c['quantity']} | {_fmt(c.get('paper'))} | {_fmt(c.get('ours'))} "
-                         f"| {c.get('unit', '')} | {c.get('verdict', '')} | {c.get('note', '')} |")
-    return "\n".join(lines) + "\n"
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,100 @@
+"""Every method of the package side by side, on the same graphs with the same budget.
+
+    python -m msgnn_lite.bench compare                                  # Cora, Computers, CS (needs MSGNN_DATA)
+    python -m msgnn_lite.bench compare --datasets csbm --csbm-nodes 1000000 --epochs 10
+    python -m msgnn_lite.bench compare --datasets Cora --seeds 0 1 2 --methods "full batch" SGC GAS
+    python -m msgnn_lite.bench compare --out docs/comparison     # also write <out>/<dataset>-<model>-s<seeds>.csv
+
+For each graph: validation-selected test accuracy (mean and spread over seeds), seconds per
+epoch, preprocessing, time to 97% of full batch's best validation accuracy (training alone and
+with preprocessing), cold inference over every node, and the peak memory of a training epoch,
+under the rule of :mod:`msgnn_lite.compare_all`. Prints one table per graph sorted by
+``--sort`` and the Pareto fronts (accuracy vs time to target, accuracy vs memory).
+"""
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..compare_all import METHODS, Budget, compare_all, pareto_front, summarize
+from ..data import DatasetUnavailableError, load_dataset, make_csbm
+from ..utils import atomic_write, resolve_device, seed_everything
+from ._common import add_device_argument
+
+COLUMNS = ["family", "test_acc", "test_acc_std", "epoch_time_s", "preprocess_s", "time_to_target_s",
+           "total_to_target_s", "inference_s", "peak_memory_mb", "seeds"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--datasets", nargs="+", default=["Cora", "Computers", "CS"],
+                        help="graphs: names for msgnn_lite.data.load_dataset, or 'csbm' (synthetic, --csbm-nodes)")
+    parser.add_argument("--csbm-nodes", type=int, default=1_000_000)
+    parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), metavar="METHOD",
+                        help=f"subset of: {', '.join(METHODS)} (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per method (default: 30 on Cora/CiteSeer/PubMed, 60 on Computers/CS, 10 on csbm)")
+    parser.add_argument("--model", default="gcn", choices=("gcn", "sage"), help="model family of every method")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--num-batches", type=int, default=8, help="steps per epoch of every mini-batch method")
+    parser.add_argument("--target", type=float, default=0.97, help="fraction of full batch's best val acc")
+    parser.add_argument("--sort", default="test_acc", choices=COLUMNS[1:], help="column to sort the table by")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for <dataset>-<model>-s<seeds>.csv, one row per (method, seed) (written atomically)")
+    add_device_argument(parser)
+
+
+DEFAULT_EPOCHS = {"Cora": 30, "CiteSeer": 30, "PubMed": 30, "csbm": 10}
+
+
+def load_graph(name: str, csbm_nodes: int, seed: int = 0):
+    """A named benchmark graph, or the CSBM graph for ``name == "csbm"``."""
+    if name.lower() == "csbm":
+        data = make_csbm(csbm_nodes, 10.0, 10, 32, 0.8, seed=seed, feature_signal=0.5)
+        data.name = f"csbm-{csbm_nodes // 1000}k"
+        return data
+    return load_dataset(name)
+
+
+def table_for(runs: pd.DataFrame, sort: str = "test_acc") -> pd.DataFrame:
+    """The per-method table of :func:`summarize`, sorted (accuracy high first, costs low first)."""
+    table = summarize(runs)[COLUMNS]
+    return table.sort_values(sort, ascending=sort != "test_acc" and sort != "seeds", na_position="last")
+
+
+def run(args) -> int:
+    dev = resolve_device(args.device)
+    print(f"device {dev}, {torch.get_num_threads()} CPU threads, {platform.machine()} {platform.system()}")
+    for name in args.datasets:
+        try:
+            data = load_graph(name, args.csbm_nodes)
+        except DatasetUnavailableError as err:
+            print(f"\n{name}: skipped ({err})")
+            continue
+        epochs = args.epochs or DEFAULT_EPOCHS.get(name if name.lower() != "csbm" else "csbm", 60)
+        budget = Budget(epochs=epochs, model=args.model, hidden=args.hidden, num_batches=args.num_batches)
+        print(f"\n## {getattr(data, 'name', name)}: {data.num_nodes:,} nodes, {data.num_edges:,} edges; "
+              f"{args.model.upper()}, {epochs} epochs, {args.num_batches} steps per epoch, seeds {args.seeds}")
+        seed_everything(args.seeds[0])
+        t0 = time.perf_counter()
+        runs, _ = compare_all(data, args.methods, budget=budget, seeds=tuple(args.seeds), target_fraction=args.target,
+                              device=dev)
+        table = table_for(runs, args.sort)
+        print(f"target: {runs.attrs['target_val_acc']:.1f}% validation accuracy "
+              f"({args.target:.0%} of full batch's); {time.perf_counter() - t0:.0f} s in all")
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(table.round(3).to_string())
+        for cost in ("total_to_target_s", "peak_memory_mb"):
+            print(f"Pareto front (test acc vs {cost}): {', '.join(pareto_front(table, cost))}")
+        if args.out is not None:
+            runs = runs.assign(dataset=getattr(data, "name", name), model=args.model, epochs=epochs, device=str(dev),
+                               target_val_acc=runs.attrs["target_val_acc"])
+            seeds = "-".join(str(s) for s in args.seeds)
+            stem = f"{getattr(data, 'name', name)}-{args.model}-s{seeds}"
+            path = atomic_write(Path(args.out) / f"{stem}.csv", runs.to_csv(index=False))
+            print(f"runs written to {path}")
+    return 0

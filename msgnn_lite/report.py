@@ -1,0 +1,155 @@
+"""The run summary and the reproduction report, rendered from the notebooks' results records.
+
+``python -m msgnn_lite.run_notebooks`` writes both for every run:
+
+* ``runs/<profile>/summary.md``: the notebooks of this run (status, runtime, failing cell)
+  and the claims they recorded. Records left behind by another run (e.g. notebooks not in
+  ``--only``) are listed apart, with their run id and date, never mixed in.
+* ``runs/<profile>/report.md``: the reproduction report, one row per paper claim: the
+  paper's figure, ours, the verdict and its reason, the hardware and profile, and the
+  command that reproduces it; verdict counts on top.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from .results import VERDICTS, reason
+
+__all__ = ["split_by_run", "render_summary", "render_report", "main"]
+
+
+def split_by_run(records: list[dict], run_id: str | None) -> tuple[list[dict], list[dict]]:
+    """``(this run's records, older ones)``; with ``run_id=None`` every record is current."""
+    if run_id is None:
+        return list(records), []
+    current = [r for r in records if r.get("run_id") == run_id]
+    return current, [r for r in records if r.get("run_id") != run_id]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "-" if v != v else f"{v:.4g}"
+    return str(v)
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
+def _claim_rows(records: list[dict], with_run: bool = False) -> list[str]:
+    head = "| notebook | quantity | paper | ours | unit | verdict | note |"
+    sep = "|---|---|---|---|---|---|---|"
+    if with_run:
+        head, sep = head + " run | written (UTC) |", sep + "---|---|"
+    lines = [head, sep]
+    for res in records:
+        for c in res.get("claims", []):
+            line = (f"| {res['notebook']} | {_cell(c['quantity'])} | {_fmt(c.get('paper'))} | {_fmt(c.get('ours'))} "
+                    f"| {_cell(c.get('unit', ''))} | {c.get('verdict', '')} | {_cell(reason(c))} |")
+            if with_run:
+                line += f" {res.get('run_id', 'unknown')} | {res.get('written_utc', 'unknown')} |"
+            lines.append(line)
+    return lines
+
+
+def render_summary(profile: str, status: list[tuple], results: list[dict], run_id: str | None = None) -> str:
+    """The summary as Markdown: one row per notebook run, then this run's paper-vs-ours
+    claims, then (marked as such) any records of other runs found in the results folder."""
+    current, older = split_by_run(results, run_id)
+    title = f"# msgnn-lite results, profile `{profile}`"
+    lines = [title, ""] + ([f"Run `{run_id}`.", ""] if run_id else [])
+    lines += ["## Notebooks", "", "| notebook | status | runtime (s) | failing cell |", "|---|---|---|---|"]
+    for name, state, secs, msg in status:
+        lines.append(f"| {name} | {state} | {secs:.0f} | {_cell(msg)} |")
+    lines += ["", "## Paper vs ours", ""]
+    lines += _claim_rows(current) if current else ["No claims were recorded by this run."]
+    if older:
+        lines += ["", "## Older records (not from this run)", "",
+                  "Results files left by earlier runs of notebooks this run did not execute; "
+                  "they may not match the current code.", ""]
+        lines += _claim_rows(older, with_run=True)
+    return "\n".join(lines) + "\n"
+
+
+def _command(res: dict, claim: dict, profile: str) -> str:
+    if claim.get("command"):
+        return claim["command"]
+    nb = res["notebook"][:2]
+    return f"make reproduce ONLY={nb}" + ("" if profile == "default" else f" PROFILE={profile}")
+
+
+def render_report(profile: str, results: list[dict], run_id: str | None = None, status: list[tuple] | None = None
+                  ) -> str:
+    """The reproduction report as Markdown (this run's records only; older ones are named
+    but not judged)."""
+    current, older = split_by_run(results, run_id)
+    claims = [(res, c) for res in current for c in res.get("claims", [])]
+    counts = Counter(c.get("verdict", "") for _, c in claims)
+    hardware = sorted({res.get("hardware", "unknown") for res in current})
+    lines = [f"# Reproduction report, profile `{profile}`", ""]
+    runs = sorted({res.get("run_id", "unknown") for res in current})
+    if run_id:
+        lines.append(f"Run `{run_id}`; hardware: {', '.join(hardware) or 'unknown'}.")
+    else:
+        dates = sorted(res["written_utc"] for res in current if res.get("written_utc"))
+        lines.append(f"Assembled from {len(runs)} run(s) of the notebooks ({', '.join(f'`{r}`' for r in runs)}), "
+                     f"written {dates[0][:10] if dates else '?'} to {dates[-1][:10] if dates else '?'}; "
+                     f"hardware: {', '.join(hardware) or 'unknown'}.")
+    lines += ["", "Verdicts: **reproduced** = our figure meets the paper's within the stated tolerance on the "
+              "paper's setting (or an equivalent one); **partly** = it meets it on a different dataset, metric, "
+              "budget or hardware (the reason says which); **not reproduced** = it misses it (the reason says "
+              "whether the setting differed); **not testable offline** = the claim needs data or hardware that "
+              "is not at hand; **measured** = the paper gives no number to compare with.", ""]
+    lines.append("| verdict | claims |")
+    lines.append("|---|---|")
+    for v in VERDICTS:
+        if counts.get(v):
+            lines.append(f"| {v} | {counts[v]} |")
+    lines += ["", "| notebook | claim | paper | ours | unit | verdict | reason | reproduce with |",
+              "|---|---|---|---|---|---|---|---|"]
+    for res, c in claims:
+        lines.append(f"| {res['notebook']} | {_cell(c['quantity'])} | {_fmt(c.get('paper'))} | {_fmt(c.get('ours'))} "
+                     f"| {_cell(c.get('unit', ''))} | {c.get('verdict', '')} | {_cell(reason(c))} "
+                     f"| `{_cell(_command(res, c, profile))}` |")
+    failed = [s for s in (status or []) if s[1] != "ok"]
+    if failed:
+        lines += ["", "**Notebooks that failed in this run** (their claims are missing above): "
+                  + ", ".join(f"{name} ({_cell(msg)})" for name, _, _, msg in failed) + "."]
+    if older:
+        lines += ["", "Not judged here (records of other runs): "
+                  + ", ".join(f"{r['notebook']} (run {r.get('run_id', 'unknown')})" for r in older) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m msgnn_lite.report [results folder] [--out report.md]``: render the report
+    from every record in a results folder (each row names its run when they differ)."""
+    import argparse
+    from pathlib import Path
+
+    from .results import load_results, results_dir
+    from .utils import atomic_write
+
+    parser = argparse.ArgumentParser(prog="python -m msgnn_lite.report", description=main.__doc__)
+    parser.add_argument("results", nargs="?", type=Path, default=None,
+                        help="folder of results files (default: runs/<profile>/results)")
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--out", type=Path, default=None, help="write the report here (atomically) instead of stdout")
+    args = parser.parse_args(argv)
+    folder = args.results or results_dir(args.profile)
+    records = load_results(folder)
+    if not records:
+        parser.error(f"no results files in {folder}: run `make reproduce` first")
+    text = render_report(args.profile, records)
+    if args.out:
+        atomic_write(args.out, text)
+        print(f"report written to {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Notebook 12's machinery: every method under one budget, the report's verdicts, the
+summary's run ids, and papermill seeing every notebook parameter."""
+import ast
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from msgnn_lite.compare_all import METHODS, Budget, compare_all, pareto_front, run_method, summarize
+from msgnn_lite.data import make_csbm
+from msgnn_lite.report import render_report, render_summary, split_by_run
+from msgnn_lite.results import Claim, current_run_id, load_results, record_results, verdict
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_csbm(240, 6, 3, 8, homophily=0.85, seed=1, train_ratio=0.3, val_ratio=0.2)
+
+
+@pytest.fixture(scope="module")
+def compared(tiny, tmp_path_factory):
+    import os
+
+    old = os.environ.get("MSGNN_CACHE")
+    os.environ["MSGNN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        return compare_all(tiny, budget=Budget(epochs=4, hidden=16, num_batches=2, eval_every=1, deep_layers=2),
+                           seeds=(0, 1), device="cpu", progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("MSGNN_CACHE")
+        else:
+            os.environ["MSGNN_CACHE"] = old
+
+
+def test_compare_runs_every_method_once_per_seed(compared):
+    runs, curves = compared
+    assert sorted(runs["method"].unique()) == sorted(METHODS)
+    assert len(runs) == 2 * len(METHODS) and set(curves) == {(m, s) for m in METHODS for s in (0, 1)}
+    for col in ("test_acc", "val_acc"):
+        assert runs[col].between(0, 100).all(), col
+    for col in ("epoch_time_s", "inference_s", "peak_memory_mb"):
+        assert (runs[col] > 0).all(), col
+    assert (runs["preprocess_s"] >= 0).all()
+    # the target is full batch's mean best validation accuracy, scaled
+    fb = runs.loc[runs["method"] == "full batch", "val_acc"].mean()
+    assert runs.attrs["target_val_acc"] == pytest.approx(0.97 * fb)
+
+
+def test_time_to_target_reads_the_curve(compared):
+    runs, curves = compared
+    target = runs.attrs["target_val_acc"]
+    for r in runs.itertuples():
+        c = curves[(r.method, r.seed)]
+        hit = c[c["val_acc"] >= target]
+        if len(hit):
+            assert r.time_to_target_s == pytest.approx(hit["train_time_s"].iloc[0])
+            assert r.total_to_target_s == pytest.approx(r.time_to_target_s + r.preprocess_s)
+        else:
+            assert math.isnan(r.time_to_target_s)
+        assert c["train_time_s"].is_monotonic_increasing
+
+
+def test_validation_selected_accuracy_matches_the_curve(compared):
+    runs, curves = compared
+    for r in runs.itertuples():
+        if r.method in ("C&S",):  # its last point is the smoothed prediction
+            continue
+        c = curves[(r.method, r.seed)]
+        assert r.val_acc == pytest.approx(c["val_acc"].max())
+
+
+def test_summary_and_pareto(compared):
+    runs, _ = compared
+    table = summarize(runs)
+    assert list(table.index) == list(dict.fromkeys(runs["method"]))
+    assert (table["seeds"] == 2).all()
+    sgc = runs[runs["method"] == "SGC"]["test_acc"]
+    assert table.loc["SGC", "test_acc"] == pytest.approx(sgc.mean())
+    assert table.loc["SGC", "test_acc_std"] == pytest.approx(sgc.std(ddof=0))
+    t = pd.DataFrame({"cost": [1.0, 2.0, 3.0, 0.5, float("nan")], "test_acc": [70, 80, 75, 60, 99]},
+                     index=list("abcde"))
+    assert pareto_front(t, "cost") == ["d", "a", "b"]
+
+
+def test_memory_excludes_the_resident_dataset(tiny):
+    full, _ = run_method("full batch", tiny, Budget(epochs=1, hidden=16, eval_every=1), device="cpu")
+    mlp, _ = run_method("MLP", tiny, Budget(epochs=1, hidden=16, eval_every=1, dropout=0.0), device="cpu")
+    # an MLP without dropout saves nothing the size of the dataset's features: just
+    # two [N, 16]-ish activations, far below a GCN step that also holds propagated rows
+    assert 0 < mlp["peak_memory_mb"] < full["peak_memory_mb"] + 1e-9
+
+
+def test_bad_arguments(tiny):
+    with pytest.raises(ValueError, match="method must be one of"):
+        run_method("GraphSAGE++", tiny)
+    with pytest.raises(ValueError, match="methods must be drawn from"):
+        compare_all(tiny, ["SGC", "nope"])
+    with pytest.raises(ValueError, match="seeds is empty"):
+        compare_all(tiny, ["SGC"], seeds=())
+    with pytest.raises(ValueError, match="epochs"):
+        Budget(epochs=0)
+
+
+# ----------------------------------------------------------------------------- verdicts and records
+
+
+def test_verdicts_on_synthetic_records():
+    assert verdict(80.0, 80.5) == "reproduced"
+    assert verdict(80.0, 80.5, differs="Computers instead of ogbn-products") == "partly"
+    assert verdict(80.0, 70.0, differs="another dataset") == "not reproduced"
+    assert verdict(18.0, None, untestable="ogbn-products is not available offline") == "not testable offline"
+    assert verdict(18.0, 5.0, untestable="partial data") == "not reproduced"  # a measured figure is judged
+    assert verdict(None, 5.0) == "measured"
+    assert verdict(3.0, None) == "not measured"
+    assert verdict(2.0, 2.5, tolerance=0.6, higher_is_better=False, differs="CPU") == "partly"
+    c = Claim("speedup", 18.0, 20.0, "x", differs="CPU, not a GPU")
+    row = c.as_row()
+    assert row["verdict"] == "partly" and row["differs"] == "CPU, not a GPU"
+
+
+def _record(tmp_path, monkeypatch, notebook, claims, run_id):
+    monkeypatch.setenv("MSGNN_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("MSGNN_RUN_ID", run_id)
+    record_results(notebook, claims)
+
+
+def test_records_carry_their_run_and_the_summary_keeps_runs_apart(tmp_path, monkeypatch):
+    _record(tmp_path, monkeypatch, "00_old", [Claim("old claim", 1.0, 1.0)], "run-A")
+    _record(tmp_path, monkeypatch, "01_new", [Claim("new claim", 1.0, 0.0)], "run-B")
+    records = load_results(tmp_path)
+    assert [r["run_id"] for r in records] == ["run-A", "run-B"]
+    assert all(r["written_utc"].endswith("Z") and r["hardware"] for r in records)
+    current, older = split_by_run(records, "run-B")
+    assert [r["notebook"] for r in current] == ["01_new"] and [r["notebook"] for r in older] == ["00_old"]
+    text = render_summary("default", [("01_new", "FAILED", 2.0, "cell [3]: ValueError: x")], records, "run-B")
+    this_run = text.split("## Older records")[0]
+    assert "new claim" in this_run and "old claim" not in this_run
+    assert "| 00_old | old claim | 1 | 1 |  | reproduced |  | run-A |" in text
+    report = render_report("default", records, "run-B", [("01_new", "FAILED", 2.0, "cell [3]: ValueError: x")])
+    assert "old claim" not in report and "00_old (run run-A)" in report
+    assert "| not reproduced | 1 |" in report and "01_new (cell [3]: ValueError: x)" in report
+    assert "`make reproduce ONLY=01`" in report
+
+
+def test_report_lists_reason_and_command(tmp_path, monkeypatch):
+    _record(tmp_path, monkeypatch, "06_ibmb", [
+        Claim("speedup", 18.0, 20.0, "x", differs="Computers on a CPU"),
+        Claim("ogbn-products accuracy", 78.0, None, "%", untestable="ogbn-products needs a download",
+              command="make reproduce ONLY=06 PROFILE=full")], "run-C")
+    report = render_report("full", load_results(tmp_path), "run-C")
+    assert "| partly | 1 |" in report and "| not testable offline | 1 |" in report
+    assert "setting differs: Computers on a CPU" in report
+    assert "`make reproduce ONLY=06 PROFILE=full`" in report and "`make reproduce ONLY=06 PROFILE=full` |" in report
+
+
+def test_interactive_run_id_is_stable_within_a_process(monkeypatch):
+    monkeypatch.delenv("MSGNN_RUN_ID", raising=False)
+    assert current_run_id() == current_run_id() and current_run_id().startswith("interactive-")
+
+
+# ----------------------------------------------------------------------------- papermill parameters
+
+
+def _notebooks():
+    return sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.name[:2])
+def test_papermill_lists_every_parameter(path, caplog):
+    """``papermill --help-notebook`` (``papermill.inspect_notebook``) parses every
+    assignment of the parameters cell: none dropped, no "Unable to parse" warning."""
+    import papermill
+
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    names = [t.id for node in ast.parse("".join(cell["source"])).body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)]
+    assert names, f"{path.name}: empty parameters cell"
+    with caplog.at_level("WARNING"):
+        listed = papermill.inspect_notebook(str(path))
+    assert "Unable to parse" not in caplog.text, caplog.text
+    assert set(names) <= set(listed), f"{path.name}: papermill does not list {sorted(set(names) - set(listed))}"
+
+
+def test_papermill_cli_help_notebook():
+    path = REPO / "notebooks" / "01_full_batch_baseline.ipynb"
+    out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(path)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "Unable to parse" not in out.stdout + out.stderr
+    assert "profile:" in out.stdout and "epochs:" in out.stdout
+
+
+def test_saved_tensor_meter_peak_is_the_largest_pass():
+    import torch
+
+    from msgnn_lite.memory import SavedTensorMeter
+
+    w = torch.randn(64, 64, requires_grad=True)
+    x = torch.randn(256, 64)
+
+    def one_pass():
+        (torch.relu(x @ w) @ w).sum().backward()
+
+    with SavedTensorMeter(exclude=[w, x]) as one:
+        one_pass()
+    with SavedTensorMeter(exclude=[w, x]) as two:
+        one_pass()
+        one_pass()
+    assert one.peak_bytes == one.bytes > 0  # a single pass: everything saved is live at once
+    assert two.bytes == 2 * one.bytes and two.peak_bytes == one.peak_bytes  # passes run one after the other
+    with two:  # a reused meter starts from zero
+        one_pass()
+    assert two.bytes == one.bytes and two.peak_bytes == one.peak_bytes
