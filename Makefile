@@ -14,7 +14,7 @@ ONLY ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.msgnn-installed
 
-.PHONY: install test unit nbval reproduce notebooks bench clean
+.PHONY: install test unit nbval reproduce notebooks bench classroom clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ reproduce: install
 ## Re-execute the notebooks in place, refreshing their stored default-profile outputs.
 notebooks: install
 	$(PY) -m msgnn_lite.run_notebooks --store $(if $(ONLY),--only $(ONLY))
+
+## Student copies of the notebooks (solutions replaced by scaffolds) -> classroom/student/
+classroom: install
+	$(PY) -m msgnn_lite.classroom $(if $(ONLY),--only $(ONLY))
 
 bench: install
 	$(PY) -m msgnn_lite.bench propagate
