@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 
 ## The test command (CI runs exactly this): unit tests and nbval, in one pytest run.
 test: install
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=20
 
 unit: install
 	$(PY) -m pytest tests

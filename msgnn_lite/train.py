@@ -155,7 +155,8 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         optimizer: torch.optim.Optimizer | None = None,
         train_step: Callable[[nn.Module, Data, torch.optim.Optimizer], float] | None = None,
         evaluate: Callable[[nn.Module, Data], dict] | None = None, eval_every: int = 1,
-        measure_memory: bool = True, progress: bool | None = None, desc: str | None = None) -> TrainResult:
+        measure_memory: bool = True, progress: bool | None = None, desc: str | None = None,
+        reorder: str | None = None) -> TrainResult:
     """Train ``model`` on ``data`` and select the epoch by validation accuracy.
 
     Parameters
@@ -171,6 +172,12 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
     train_step, evaluate:
         Hooks for mini-batch methods; default to full-batch training and evaluation.
         ``evaluate`` must return ``train_acc``, ``val_acc``, ``test_acc`` (``val_loss`` optional).
+    reorder:
+        ``None`` (default) or a node order of :func:`msgnn_lite.reorder.reorder` (``"rcm"``,
+        ``"partition"``, ...): the graph is renumbered once for locality before training, and
+        ``train_step`` / ``evaluate`` receive the renumbered graph. Accuracies and weights do not
+        depend on node ids; a loader built beforehand on the original graph is not renumbered
+        (build it on ``reorder(data, ...)[0]`` instead).
 
     Returns a :class:`TrainResult`; the model is left with the best epoch's weights.
     """
@@ -183,6 +190,10 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
             raise ValueError(f"data has no {key}; fit needs train_mask, val_mask and test_mask")
         check_mask(data[key], data.num_nodes, f"data.{key}")
     dev = resolve_device(device)
+    if reorder is not None:
+        from .reorder import reorder as _reorder
+
+        data = _reorder(data, reorder)[0]
     if seed is not None:
         seed_everything(seed)
     model = model.to(dev)

@@ -87,6 +87,23 @@ def test_random_coarsening_resamples_each_epoch(graph):
     assert torch.equal(fixed.graph_for(graph, 1, 0).node_ids, fixed.graph_for(graph, 1, 1).node_ids)
 
 
+@pytest.mark.parametrize("method", ["random", "subgraph"])
+def test_resample_every_reuses_a_draw_for_that_many_epochs(graph, method):
+    trainer = MultiscaleTrainer(graph, [(1, 7), (0, 1)], method=method, seed=0, resample_every=3)
+    model = _model(graph)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    drawn = []
+    for _ in range(7):
+        trainer(model, graph, opt)
+        drawn.append(trainer._drawn[(1, method)][1].node_ids)
+    same = [torch.equal(drawn[i], drawn[i + 1]) for i in range(6)]
+    assert same == [True, True, False, True, True, False]  # new draws at epochs 0, 3 and 6
+    assert not torch.equal(drawn[0], drawn[3])
+    assert [r["level"] for r in trainer.records] == [1] * 7
+    with pytest.raises(ValueError, match="resample_every"):
+        MultiscaleTrainer(graph, [(1, 2)], resample_every=0)
+
+
 def test_sub_to_full_runs_on_subgraphs(graph):
     ms = sub_to_full(_model(graph), graph, levels=1, epochs=3, lr=0.01, device="cpu", progress=False)
     assert ms.method == "subgraph" and list(ms.history["level"]) == [1] * 6 + [0] * 3

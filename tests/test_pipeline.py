@@ -114,3 +114,28 @@ def test_bench_propagate_runs_and_agrees_with_pyg(capsys):
     errs = [float(re.search(r"max \|ours - PyG\| = ([0-9.e+-]+)", line).group(1)) for line in out.splitlines()
             if "max |ours - PyG|" in line]
     assert len(errs) == 2 and max(errs) < 1e-4
+
+
+def test_bench_multiscale_large_writes_its_tables(tmp_path, capsys):
+    import pandas as pd
+
+    from msgnn_lite.bench.__main__ import main
+
+    out = tmp_path / "large"
+    assert main(["multiscale", "--large", "--large-nodes", "4000", "--epochs", "5", "--large-configs",
+                 "random-redraw", "random-k2", "--out", str(out), "--device", "cpu"]) == 0
+    runs = pd.read_csv(out / "07_multiscale_large.csv")
+    assert list(runs["method"]) == ["full graph", "random redraw 10", "random k=2 redraw 10"]
+    base = runs.iloc[0]
+    assert base["fine_epochs"] == 5 and base["speedup_time"] == 1.0
+    hist = pd.read_csv(out / "07_multiscale_large_history.csv")
+    assert set(hist["method"]) == set(runs["method"])
+    costs = pd.read_csv(out / "07_multiscale_large_graphs.csv").set_index(["method", "level", "k"])
+    full, r1, r2 = costs.loc[("full graph", 0, 1)], costs.loc[("random", 1, 1)], costs.loc[("random", 2, 1)]
+    # random selection with k = 1 keeps an edge only if both ends survive: the mean degree halves per level
+    assert abs(r1["mean_degree"] / full["mean_degree"] - 0.5) < 0.05
+    assert abs(r2["mean_degree"] / full["mean_degree"] - 0.25) < 0.05
+    # k = 2 densifies: the level-1 graph has more edges than with k = 1 (here more than the full graph)
+    assert costs.loc[("random", 1, 2), "edges"] > full["edges"] > r1["edges"]
+    assert (costs["coarsen_s"] >= 0).all() and (costs["step_s"] > 0).all()
+    assert "one coarse graph" in capsys.readouterr().out

@@ -68,3 +68,48 @@ def test_bad_arguments(graph):
         permute_graph(graph, torch.arange(5))
     with pytest.raises(ValueError, match="rows"):
         restore(torch.zeros(3, 2), torch.arange(4))
+
+
+@pytest.mark.parametrize("method", ["rcm", "partition"])
+def test_fit_with_reorder_trains_the_same_model(graph, method):
+    # dropout off: training is then a function of the graph up to node ids, so renumbering inside
+    # fit gives the same losses, accuracies and weights (up to float summation order)
+    from msgnn_lite.train import fit
+
+    results = []
+    for order in (None, method):
+        seed_everything(0)
+        model = GCN(8, 16, 4, num_layers=2, dropout=0.0)
+        res = fit(model, graph, epochs=6, lr=0.02, seed=0, device="cpu", reorder=order, measure_memory=False,
+                  progress=False)
+        results.append((res, model.state_dict()))
+    (a, wa), (b, wb) = results
+    torch.testing.assert_close(torch.tensor(a.history["loss"].values), torch.tensor(b.history["loss"].values),
+                               rtol=1e-4, atol=1e-5)
+    assert list(a.history["val_acc"]) == list(b.history["val_acc"])
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-3, atol=1e-4)
+
+
+def test_fit_rejects_an_unknown_order(graph):
+    from msgnn_lite.train import fit
+
+    with pytest.raises(ValueError, match="method"):
+        fit(GCN(8, 16, 4), graph, epochs=1, device="cpu", reorder="zigzag", progress=False)
+
+
+def test_compare_all_reorders_once_for_every_method(graph, monkeypatch):
+    from msgnn_lite import compare_all as ca
+
+    seen = []
+    real = ca.run_method
+
+    def spy(name, data, budget=None, seed=0, device="auto"):
+        seen.append(edge_span(data.edge_index, data.num_nodes, window=16)["median"])
+        return real(name, data, budget, seed, device)
+
+    monkeypatch.setattr(ca, "run_method", spy)
+    runs, _ = ca.compare_all(graph, ["full batch", "Cluster-GCN"], budget=ca.Budget(epochs=2), reorder="rcm",
+                             progress=False)
+    assert len(seen) == 2 and seen[0] == seen[1] == edge_span(reorder(graph, "rcm")[0].edge_index, 400, 16)["median"]
+    assert runs.attrs["reorder_s"] > 0

@@ -10,9 +10,12 @@ and sub-to-full against full-graph training at an equal work budget.
 ``--large`` skips the small graphs and trains on a 1M-node graph with locality
 (:func:`msgnn_lite.data.make_local_csbm`: ids in community order, window 16, degree 10,
 homophily 0.7, feature signal 0.5, 5 % labelled): the full-graph baseline, coarse-to-fine
-(random, k = 1 and 2), sub-to-full and the multiscale-gradient estimator as the training
+(random, k = 1 and 2; top-k), sub-to-full and the multiscale-gradient estimator as the training
 gradient, each evaluated on the full graph every 5 epochs (the same for all, not counted in
-the training time). It writes the summary and every run's history atomically to
+the training time). Random selections are redrawn every epoch (the paper's setting) or every
+10 / 25 epochs ("redraw"), because building a coarse graph costs about a training step on it;
+a table of what one coarse graph costs (size, mean degree, seconds to build, one step) follows.
+It writes the summary, every run's history and the cost table atomically to
 ``runs/large/07_multiscale_large*.csv`` (``--out`` changes the folder); the run shown in notebook 07
 was written with ``--out docs/multiscale_large``.
 
@@ -62,6 +65,8 @@ def add_arguments(parser) -> None:
                         help="only the 1M-node local CSBM (see the module docstring), results written to --out")
     parser.add_argument("--large-configs", nargs="+", default=None, choices=list(LARGE_CONFIGS),
                         help="which --large recipes to run (default: all); the baseline always runs")
+    parser.add_argument("--large-nodes", type=int, default=LARGE["num_nodes"],
+                        help="nodes of the --large graph (default 1M; 2M generates in ~7 s on 2 CPU cores)")
     parser.add_argument("--out", default=None, help="folder for the --large CSVs (default: runs/large)")
     add_device_argument(parser)
 
@@ -77,12 +82,46 @@ CSBM_DESC = "deg 10, h 0.7, feature signal 0.3"
 LARGE = dict(num_nodes=1_000_000, avg_degree=10, num_classes=10, num_features=32, homophily=0.7, window=16,
              feature_signal=0.5, train_ratio=0.05, val_ratio=0.05)
 LARGE_CONFIGS = {
-    "random": {"method": "random", "levels": 2},
-    "random-k2": {"method": "random", "levels": 1, "k": 2},
+    "random": {"method": "random", "levels": 2},                         # the paper's: a new draw every epoch
+    "random-redraw": {"method": "random", "levels": 2, "resample_every": 10},
+    "random-k2": {"method": "random", "levels": 1, "k": 2, "resample_every": 10},
     "topk": {"method": "topk", "levels": 2},
-    "subgraph": {"method": "subgraph", "levels": 2},
+    "subgraph": {"method": "subgraph", "levels": 2},                     # sub-to-full, a new draw every epoch
+    "subgraph-redraw": {"method": "subgraph", "levels": 2, "resample_every": 25},
     "gradient": {"method": "gradient", "levels": 1, "batch_ratio": 0.25},
 }
+
+
+def coarse_graph_costs(data, rows=(("random", 1, 1), ("random", 2, 1), ("random", 1, 2), ("topk", 1, 1),
+                                   ("topk", 2, 1), ("subgraph", 1, 1), ("subgraph", 2, 1)), seed: int = 0):
+    """What one coarse graph costs to build and what it looks like: per (method, level, k),
+    nodes, edges, mean degree, the seconds to coarsen and to build the normalized operator
+    (the price of one redraw), and the seconds of one training step on it."""
+    from ..coarsening import coarsen_hierarchy
+    from ..multiscale import _operator, masked_loss
+    from ..utils import seed_everything
+
+    seed_everything(seed)
+    model = GCN(LARGE["num_features"], 64, LARGE["num_classes"], num_layers=2, dropout=0.2, batch_norm=False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for method, level, k in [("full graph", 0, 1), *rows]:
+        t0 = time.perf_counter()
+        g = data if level == 0 else coarsen_hierarchy(data, level, method=method, k=k, generator=gen)[-1]
+        t1 = time.perf_counter()
+        adj = _operator(model, g, True)
+        t2 = time.perf_counter()
+        for _ in range(2):  # the second step is timed (the first warms the allocator)
+            t3 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            masked_loss(model(g.x, adj), g, g.train_mask).backward()
+            opt.step()
+        t4 = time.perf_counter()
+        n, e = int(g.num_nodes), int(g.edge_index.size(1))
+        out.append({"method": method, "level": level, "k": k, "nodes": n, "edges": e, "mean_degree": e / n,
+                    "coarsen_s": t1 - t0 if level else 0.0, "operator_s": t2 - t1, "step_s": t4 - t3})
+    return pd.DataFrame(out)
 
 
 def _run_large(args, device) -> int:
@@ -90,7 +129,7 @@ def _run_large(args, device) -> int:
     from ..utils import atomic_path, repo_root
 
     t0 = time.perf_counter()
-    data = make_local_csbm(seed=0, **LARGE)
+    data = make_local_csbm(seed=0, **{**LARGE, "num_nodes": args.large_nodes})
     stats = describe(data)
     print(f"{data.name}: {stats['nodes']:,} nodes, {stats['edges']:,} edges, homophily {stats['edge_homophily']}, "
           f"generated in {time.perf_counter() - t0:.1f} s")
@@ -105,9 +144,13 @@ def _run_large(args, device) -> int:
                                       lr=args.lr, k=args.k, device=device, eval_every=5, progress=False,
                                       target_fraction=args.target_fraction)
     _print(f"{data.name}: GCN 2x64, lr {args.lr:g}, {epochs} baseline epochs, eval every 5", runs)
+    costs = coarse_graph_costs(data)
+    print("\n== one coarse graph: size, mean degree, seconds to build it and its operator, one step on it ==")
+    print(costs.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     out = Path(args.out) if args.out else repo_root() / "runs" / "large"
     hist = pd.concat([h.assign(method=m, levels=lv, seed=sd) for (m, lv, sd), h in histories.items()])
-    for name, frame in (("07_multiscale_large.csv", runs), ("07_multiscale_large_history.csv", hist)):
+    for name, frame in (("07_multiscale_large.csv", runs), ("07_multiscale_large_history.csv", hist),
+                        ("07_multiscale_large_graphs.csv", costs)):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
     print(f"wrote {out / '07_multiscale_large.csv'} and its history; total {time.perf_counter() - t0:.0f} s")
