@@ -198,7 +198,7 @@ class MultiscaleTrainer:
     ``resample_every``: a random or subgraph selection is drawn afresh every this many
     epochs (``1``, the paper's setting, draws one per epoch). Building a coarse graph and
     its normalized operator costs about as much as a training step on it (on a 1M-node
-    graph: 0.5-0.7 s to coarsen against 0.5-1.1 s per step), so drawing less often is what
+    graph: 0.5-0.85 s to coarsen and build the operator, against 0.34-1.06 s per step), so drawing less often is what
     makes coarse epochs cheap in wall time; top-k graphs are deterministic and always reused.
     """
 
@@ -336,7 +336,7 @@ def train_multiscale(model: nn.Module, data: Data, *, levels: int, epochs: int, 
     (:func:`paper_schedule`) unless ``schedule`` lists ``(level, epochs)`` pairs.
     ``ratio`` (in (0, 1]) is the fraction of nodes kept per level, ``k`` the
     connectivity enhancement ``P^T A^k P``, ``hops`` the ego-network radius of
-    ``"subgraph"``, ``resample_every`` how often a random selection is redrawn
+    ``"subgraph"``, ``resample_every`` how often a random or subgraph selection is redrawn
     (:class:`MultiscaleTrainer`). One Adam optimizer is carried across all levels; every
     evaluation is on the full graph. The model is left with the best epoch's weights.
     """

@@ -175,9 +175,10 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
     reorder:
         ``None`` (default) or a node order of :func:`msgnn_lite.reorder.reorder` (``"rcm"``,
         ``"partition"``, ...): the graph is renumbered once for locality before training, and
-        ``train_step`` / ``evaluate`` receive the renumbered graph. Accuracies and weights do not
-        depend on node ids; a loader built beforehand on the original graph is not renumbered
-        (build it on ``reorder(data, ...)[0]`` instead).
+        ``train_step`` / ``evaluate`` receive the renumbered graph. Without dropout the run is the
+        same as without reordering (up to float rounding); with dropout the seeded masks fall on
+        other nodes, so it is an equally good but different run. A loader built beforehand on the
+        original graph is not renumbered (build it on ``reorder(data, ...)[0]`` instead).
 
     Returns a :class:`TrainResult`; the model is left with the best epoch's weights.
     """

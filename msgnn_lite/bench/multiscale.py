@@ -15,7 +15,9 @@ gradient, each evaluated on the full graph every 5 epochs (the same for all, not
 the training time). Random selections are redrawn every epoch (the paper's setting) or every
 10 / 25 epochs ("redraw"), because building a coarse graph costs about a training step on it;
 a table of what one coarse graph costs (size, mean degree, seconds to build, one step) follows.
-It writes the summary, every run's history and the cost table atomically to
+``--seed s --seeds n`` trains seeds ``s .. s+n-1`` on the same graph (the run shown in notebook 07
+adds ``--seed 1 --large-configs subgraph-redraw random-redraw subgraph random --out
+docs/multiscale_large/seed1``). It writes the summary, every run's history and the cost table atomically to
 ``runs/large/07_multiscale_large*.csv`` (``--out`` changes the folder); the run shown in notebook 07
 was written with ``--out docs/multiscale_large``.
 
@@ -140,7 +142,8 @@ def _run_large(args, device) -> int:
     def make_model():
         return GCN(LARGE["num_features"], 64, LARGE["num_classes"], num_layers=2, dropout=0.2, batch_norm=False)
 
-    runs, histories = compare_methods(data, make_model, configs, epochs=epochs, seeds=range(args.seeds or 1),
+    seeds = range(args.seed, args.seed + (args.seeds or 1))
+    runs, histories = compare_methods(data, make_model, configs, epochs=epochs, seeds=seeds,
                                       lr=args.lr, k=args.k, device=device, eval_every=5, progress=False,
                                       target_fraction=args.target_fraction)
     _print(f"{data.name}: GCN 2x64, lr {args.lr:g}, {epochs} baseline epochs, eval every 5", runs)
