@@ -528,18 +528,25 @@ def _run_worker(cfg: DistConfig, data: Data | None, out_dir: str, init: dict) ->
         dist.barrier()
     except BaseException:
         # When and why this rank failed: launch() names the first rank to fail, not a peer that
-        # failed because of it ("connection closed by peer", a timeout).
+        # failed because of it ("connection closed by peer", a timeout). The group is not destroyed:
+        # tearing down a group whose peer hangs can block until that peer exits.
         atomic_write(Path(out_dir) / f"error{rank}.txt", f"{time.time()!r}\n{traceback.format_exc()}")
         raise
-    finally:
-        dist.destroy_process_group()
+    dist.destroy_process_group()
 
 
 def _spawned(index: int, cfg: DistConfig, data: Data | None, out_dir: str, port: int, world_size: int,
              threads: int) -> None:
     torch.set_num_threads(threads)
-    _run_worker(cfg, data, out_dir, {"init_method": f"tcp://127.0.0.1:{port}", "rank": index,
-                                     "world_size": world_size})
+    try:
+        _run_worker(cfg, data, out_dir, {"init_method": f"tcp://127.0.0.1:{port}", "rank": index,
+                                         "world_size": world_size})
+    except BaseException:
+        # The error is on disk for launch(); leave now. A normal exit would run the broken process
+        # group's destructors, which can wait for a hung peer (observed: until the peer gave up).
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def free_port() -> int:
@@ -563,6 +570,9 @@ def _failure_report(out_dir: Path, err: Exception) -> str:
     return f"distributed run failed on rank {rank} (the first to fail):\n{tb.strip()}{others}"
 
 
+_GRACE_S = 2.0
+
+
 def launch(cfg: DistConfig, world_size: int = 2, data: Data | None = None, threads_per_rank: int = 1) -> dict:
     """Run :func:`train_rank` on ``world_size`` processes of this machine (spawned, gloo or
     NCCL per ``cfg.backend``) and return rank 0's result plus ``ranks`` (every rank's figures).
@@ -577,8 +587,13 @@ def launch(cfg: DistConfig, world_size: int = 2, data: Data | None = None, threa
     cfg.check(world_size)
     with tempfile.TemporaryDirectory(prefix="msgnn_dist_") as tmp:
         try:
-            mp.start_processes(_spawned, args=(cfg, data, tmp, free_port(), world_size, threads_per_rank),
-                               nprocs=world_size, join=True, start_method="spawn")
+            ctx = mp.start_processes(_spawned, args=(cfg, data, tmp, free_port(), world_size, threads_per_rank),
+                                     nprocs=world_size, join=False, start_method="spawn")
+            # Once a rank fails, the others get _GRACE_S seconds to stop, then SIGTERM, then SIGKILL after
+            # another _GRACE_S: a rank stuck where SIGTERM does not reach it cannot hold the launcher for
+            # torch's default 30 s.
+            while not ctx.join(grace_period=_GRACE_S):
+                pass
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:
             raise RuntimeError(_failure_report(Path(tmp), err)) from None
         return torch.load(Path(tmp) / "result.pt", weights_only=True)
