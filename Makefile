@@ -1,5 +1,6 @@
 # msgnn-lite: two commands do all the set-up.
 #   make reproduce   execute every notebook with papermill (default profile) -> runs/default/
+#                    (DEVICE=cuda passes the device to every notebook; ONLY=NN runs one)
 #   make test        unit tests + nbval over the stored notebooks
 # Both create .venv and install what they need first.
 #
@@ -11,6 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 PROFILE ?= default
 ONLY ?=
+DEVICE ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.msgnn-installed
 
@@ -34,7 +36,7 @@ unit: install
 
 ## The main job: execute every notebook (writes runs/$(PROFILE)/ and figures/).
 reproduce: install
-	$(PY) -m msgnn_lite.run_notebooks --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+	$(PY) -m msgnn_lite.run_notebooks --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(DEVICE),--device $(DEVICE))
 
 ## Re-execute the notebooks in place, refreshing their stored default-profile outputs.
 notebooks: install

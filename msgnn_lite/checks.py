@@ -1,10 +1,57 @@
-"""Input validation with error messages that name the argument and the expected form."""
+"""Input validation with error messages that name the argument and the expected form.
+
+One layer for every public entry point that takes a graph (:func:`check_graph`): edge ids,
+node attributes of length ``num_nodes``, finite features, labels in range (``-1`` = unlabelled,
+never selected by a split mask), finite non-negative edge weights, unique ids, permutations.
+Each check is one vectorised pass. Trusted inner loops switch them off with
+``with trusted():`` (or the environment variable ``MSGNN_CHECKS=0``).
+"""
 from __future__ import annotations
+
+import contextlib
+import math
+import os
 
 import torch
 from torch import Tensor
 
-__all__ = ["check_edge_index", "check_positive_int", "check_mask", "check_fraction"]
+__all__ = ["check_edge_index", "check_positive_int", "check_mask", "check_fraction", "check_graph",
+           "check_labels", "check_features", "check_edge_weight", "check_unique", "check_permutation",
+           "check_finite_loss", "TrainingDivergedError", "trusted", "checks_enabled"]
+
+_TRUSTED = 0
+
+
+def checks_enabled() -> bool:
+    """False inside :func:`trusted` or with ``MSGNN_CHECKS=0``: the data checks are skipped."""
+    return _TRUSTED == 0 and os.environ.get("MSGNN_CHECKS", "1") not in ("0", "false", "False")
+
+
+@contextlib.contextmanager
+def trusted():
+    """Skip the data checks (:func:`check_graph` and friends) inside the block, for inner
+    loops over inputs that were checked once already. Argument checks (sizes, names) stay on."""
+    global _TRUSTED
+    _TRUSTED += 1
+    try:
+        yield
+    finally:
+        _TRUSTED -= 1
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite: the run has no result to report."""
+
+
+def check_finite_loss(loss: float, epoch: int, where: str = "training", hint: str = "") -> float:
+    """Raise :class:`TrainingDivergedError` when ``loss`` (a float read once per epoch) is not
+    finite, naming the epoch and the likely causes; return it otherwise."""
+    if math.isfinite(loss):
+        return loss
+    raise TrainingDivergedError(
+        f"{where} diverged at epoch {epoch}: the loss is {loss}. Likely causes: a learning rate too high"
+        f"{' (' + hint + ')' if hint else ''}, non-finite features or edge weights, or labels out of range. "
+        f"No accuracy is reported from a diverged run.")
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
@@ -50,7 +97,8 @@ def check_edge_index(edge_index, num_nodes: int | None = None, name: str = "edge
     if num_nodes is not None:
         num_nodes = check_positive_int(num_nodes, "num_nodes")
     if edge_index.numel() > 0:
-        lo, hi = int(edge_index.min()), int(edge_index.max())
+        lo, hi = torch.aminmax(edge_index)  # one pass, one read back
+        lo, hi = int(lo), int(hi)
         if lo < 0:
             raise ValueError(f"{name} contains a negative node id ({lo}); ids must lie in [0, num_nodes)")
         if num_nodes is not None and hi >= num_nodes:
@@ -69,3 +117,129 @@ def check_mask(mask, num_nodes: int, name: str) -> Tensor:
     if not bool(mask.any()):
         raise ValueError(f"{name} is empty (selects no node); it must select at least one node")
     return mask
+
+
+def check_features(x, num_nodes: int | None = None, name: str = "data.x") -> Tensor:
+    """Node features: ``[num_nodes, F]`` (dense or sparse), every stored value finite."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [num_nodes, num_features], got {type(x).__name__}")
+    if num_nodes is not None and x.size(0) != num_nodes:
+        raise ValueError(f"{name} has {x.size(0)} rows but the graph has num_nodes={num_nodes}; "
+                         f"it must have shape [{num_nodes}, num_features]")
+    if not checks_enabled() or not x.is_floating_point():
+        return x
+    values = x.values() if x.layout in (torch.sparse_coo, torch.sparse_csr) else x
+    if values.numel() and not bool(torch.isfinite(values).all()):
+        bad = int((~torch.isfinite(values)).sum())
+        raise ValueError(f"{name} holds {bad} NaN or infinite value(s); features must be finite "
+                         f"(impute or drop them first, e.g. torch.nan_to_num)")
+    return x
+
+
+def check_labels(y, num_nodes: int | None = None, num_classes: int | None = None, name: str = "data.y") -> Tensor:
+    """Class labels: integer ``[num_nodes]`` with values in ``[0, num_classes)``, or ``-1`` for an
+    unlabelled node."""
+    if not isinstance(y, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of integer class ids, got {type(y).__name__}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer class ids (int64), got dtype {y.dtype}; for class ids stored "
+                        f"as floats use y.long()")
+    if y.dim() != 1:
+        raise ValueError(f"{name} must have shape [num_nodes], got {list(y.shape)}"
+                         + ("; use y.view(-1)" if y.dim() == 2 and y.size(1) == 1 else ""))
+    if num_nodes is not None and y.numel() != num_nodes:
+        raise ValueError(f"{name} has {y.numel()} entries but the graph has num_nodes={num_nodes}")
+    if not checks_enabled() or y.numel() == 0:
+        return y
+    lo, hi = int(y.min()), int(y.max())
+    if lo < -1:
+        raise ValueError(f"{name} contains label {lo}; labels must be class ids >= 0, or -1 for an unlabelled node")
+    if num_classes is not None and hi >= num_classes:
+        raise ValueError(f"{name} contains label {hi}, out of range for {num_classes} classes; "
+                         f"labels must lie in [0, {num_classes}) (or be -1 for unlabelled)")
+    return y
+
+
+def check_edge_weight(edge_weight, num_edges: int, name: str = "edge_weight", nonnegative: bool = True) -> Tensor:
+    """Edge weights: ``[num_edges]``, finite, and non-negative where a degree normalization
+    takes their square root or divides by their sum."""
+    if not isinstance(edge_weight, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [{num_edges}], got {type(edge_weight).__name__}")
+    if edge_weight.dim() != 1 or edge_weight.numel() != num_edges:
+        raise ValueError(f"{name} must have shape [{num_edges}], got {list(edge_weight.shape)}")
+    if not checks_enabled() or num_edges == 0:
+        return edge_weight
+    if not bool(torch.isfinite(edge_weight).all()):
+        raise ValueError(f"{name} holds NaN or infinite weights; every edge weight must be finite")
+    if nonnegative and bool((edge_weight < 0).any()):
+        raise ValueError(f"{name} holds negative weights (min {float(edge_weight.min()):g}); a degree "
+                         f"normalization needs weights >= 0 (use normalization='sum' for signed weights)")
+    return edge_weight
+
+
+def check_unique(ids: Tensor, name: str) -> Tensor:
+    """Node ids that must not repeat (a node listed twice would be counted twice or lose edges)."""
+    if checks_enabled() and ids.numel() > 1 and torch.unique(ids).numel() != ids.numel():
+        dup = ids.sort().values
+        first = int(dup[1:][dup[1:] == dup[:-1]][0])
+        raise ValueError(f"{name} lists node {first} more than once; its ids must be distinct")
+    return ids
+
+
+def check_permutation(perm, n: int, name: str = "perm") -> Tensor:
+    """A permutation of ``0 .. n-1`` (every id exactly once)."""
+    if not isinstance(perm, Tensor) or perm.is_floating_point() or perm.dim() != 1:
+        raise TypeError(f"{name} must be a 1-D integer tensor holding a permutation of 0..{n - 1}")
+    if perm.numel() != n:
+        raise ValueError(f"{name} has {perm.numel()} entries; a permutation of {n} rows needs {n}")
+    if checks_enabled() and n:
+        seen = torch.zeros(n, dtype=torch.bool, device=perm.device)
+        if int(perm.min()) < 0 or int(perm.max()) >= n:
+            raise ValueError(f"{name} holds ids outside [0, {n}); it must be a permutation of 0..{n - 1}")
+        seen[perm] = True
+        if not bool(seen.all()):
+            raise ValueError(f"{name} is not a permutation: {int((~seen).sum())} id(s) never appear and others repeat")
+    return perm
+
+
+# node attributes whose first dimension must be num_nodes (PyG otherwise treats a tensor of the
+# wrong length as a graph-level attribute, and loaders would silently drop it)
+_NODE_KEYS = ("x", "y", "pos", "n_id", "train_mask", "val_mask", "test_mask")
+
+
+def check_graph(data, name: str = "data", *, num_classes: int | None = None, features: bool = True,
+                labels: bool = True) -> None:
+    """Check a PyG ``Data`` once before training or batching: ``edge_index`` ids in range,
+    node attributes of length ``num_nodes``, finite features, labels in range (``-1`` =
+    unlabelled, and then no split mask may select the node), split masks boolean."""
+    n = data.num_nodes
+    if n is None:
+        raise ValueError(f"{name} has no num_nodes (and no x to infer it from)")
+    check_edge_index(data.edge_index, n, f"{name}.edge_index")
+    for key, value in data.items():
+        if not isinstance(value, Tensor) or value.dim() == 0:
+            continue
+        if (key in _NODE_KEYS or key.endswith("_mask")) and value.size(0) != n:
+            raise ValueError(f"{name}.{key} has {value.size(0)} rows but {name} has num_nodes={n}; a node "
+                             f"attribute must have one row per node")
+        if "edge_weight" in data and key == "edge_weight":
+            check_edge_weight(value, data.edge_index.size(1), f"{name}.edge_weight", nonnegative=False)
+    if not checks_enabled():
+        return
+    if features and "x" in data and data.x is not None:
+        check_features(data.x, n, f"{name}.x")
+    y = data.y if "y" in data else None
+    if labels and isinstance(y, Tensor) and not y.is_floating_point() and y.dim() == 1:
+        if num_classes is None and "num_classes" in data and isinstance(data["num_classes"], int):
+            num_classes = data["num_classes"]
+        check_labels(y, n, num_classes, f"{name}.y")
+        unlabelled = y < 0
+        if bool(unlabelled.any()):
+            for key in ("train_mask", "val_mask", "test_mask"):
+                if key in data and isinstance(data[key], Tensor) and data[key].dtype == torch.bool:
+                    hit = int((data[key] & unlabelled).sum())
+                    if hit:
+                        raise ValueError(f"{name}.{key} selects {hit} unlabelled node(s) (y = -1); split masks "
+                                         f"must select labelled nodes only (see msgnn_lite.data.per_class_split)")
+    elif labels and isinstance(y, Tensor):
+        check_labels(y, n, num_classes, f"{name}.y")  # raises the clear dtype / shape error

@@ -323,6 +323,8 @@ def run_student_copy(nb, name: str = "notebook") -> CellError | None:
 # -- command line ---------------------------------------------------------------------------
 
 def _cmd_generate(args) -> int:
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        raise NotADirectoryError(f"--output {args.output} is a file; give a folder for the student copies")
     written = generate(args.only, args.output, args.engine)
     root = repo_root()
     for p in written:
@@ -377,4 +379,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import run_main
+
+    sys.exit(run_main(main, "python -m msgnn_lite.classroom"))

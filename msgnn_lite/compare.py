@@ -27,7 +27,7 @@ from .loader import NeighborLoader, layerwise_inference
 from .partition import ClusterData, ClusterLoader
 from .saint import GraphSAINTRandomWalkSampler
 from .train import accuracy, fit, minibatch_step
-from .utils import seed_everything, sync
+from .utils import seed_everything, sync, to_device
 
 __all__ = ["TRAINING_METHODS", "make_train_step", "compare_training", "time_to_target", "compare_inference"]
 
@@ -150,7 +150,7 @@ def compare_inference(model: nn.Module, data: Data, nodes: Tensor, *, fanouts=(1
     """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
-    data = data.to(dev)
+    data = to_device(data, dev)
     nodes = nodes.to(dev)
     y = data.y[nodes]
     rows = []

@@ -42,7 +42,7 @@ from .compare import make_train_step, time_to_target
 from .memory import MB, SavedTensorMeter, optimizer_state_bytes, parameter_bytes
 from .models import GCN, MLP, SAGE
 from .train import TrainResult, accuracy, fit, full_batch_step
-from .utils import resolve_device, seed_everything, sync
+from .utils import resolve_device, seed_everything, sync, to_device
 
 __all__ = ["Budget", "MethodRun", "METHODS", "run_method", "compare_all", "summarize", "pareto_front"]
 
@@ -166,7 +166,7 @@ def _vrgcn(data, b, seed, dev):
 
     seed_everything(seed)
     model = _gcn(data, b, dropout=0.0, model="gcn").to(dev)
-    d = data.to(dev)
+    d = to_device(data, dev)
     t0 = time.perf_counter()
     adj = build_adjacency(d.edge_index, d.num_nodes, "gcn", device=dev)
     hist = make_histories(model, d.num_nodes, dev)
@@ -191,7 +191,7 @@ def _multiscale(method: str):
         ms = train_multiscale(model, data, levels=b.levels, epochs=n, method=method, lr=b.lr,
                               weight_decay=b.weight_decay, seed=seed, device=dev, eval_every=b.eval_every,
                               progress=False)
-        run = _run(ms.result, model, data.to(dev),
+        run = _run(ms.result, model, to_device(data, dev),
                    note=f"{b.levels} levels, {n}/{2 * n}/{4 * n}.. epochs, {ms.fine_epochs:.1f} fine-epoch equivalents")
         # seconds per fine-epoch equivalent of work, so the column compares like with like
         run.epoch_time_s = ms.result.train_time_s / max(ms.fine_epochs, 1e-9)
@@ -214,7 +214,7 @@ def _precomputed(kind: str):
         from .precompute import SGC, SIGN, fit_precomputed, row_batch_step, sign_features
         from .sparse import build_adjacency
 
-        d = data.to(dev)
+        d = to_device(data, dev)
 
         def features():
             return sign_features(d.x, build_adjacency(d.edge_index, d.num_nodes, "gcn"), b.hops)
@@ -236,7 +236,7 @@ def _precomputed(kind: str):
         def infer():  # cold: the hops are recomputed from the raw graph
             h = features()
             return model([h[-1]] if kind == "SGC" else h)
-        step = row_batch_step(xs, batch, torch.Generator().manual_seed(seed))
+        step = row_batch_step(xs, batch, torch.Generator(device=dev).manual_seed(seed))
         return _run(pc.result, model, d, pre, step, infer, note=f"{b.hops} hops precomputed; lr {lr}",
                     state_bytes=sum(x.numel() * x.element_size() for x in xs))
     return run
@@ -247,7 +247,7 @@ def _correct_and_smooth(data, b, seed, dev):
     from .sparse import build_adjacency
 
     seed_everything(seed)
-    d = data.to(dev)
+    d = to_device(data, dev)
     base = MLP(d.num_features, b.hidden, _classes(d), 2, dropout=b.dropout)
     res = _fit(base, d, b, seed, dev)
 
@@ -276,7 +276,7 @@ def _correct_and_smooth(data, b, seed, dev):
 def _glnn(data, b, seed, dev):
     from .distill import distill_step, teacher_logits, train_student
 
-    d = data.to(dev)
+    d = to_device(data, dev)
     t0 = time.perf_counter()
     teacher = _gcn(d, b)
     tres = _fit(teacher, d, b, seed, dev)
@@ -295,7 +295,7 @@ def _glnn(data, b, seed, dev):
 def _mlp(data, b, seed, dev):
     seed_everything(seed)
     model = MLP(data.num_features, b.hidden, _classes(data), 2, dropout=b.dropout)
-    return _run(_fit(model, data, b, seed, dev), model, data.to(dev), infer=lambda: model(data.x),
+    return _run(_fit(model, data, b, seed, dev), model, to_device(data, dev), infer=lambda: model(data.x),
                 note="no graph: the reference every graph method must beat")
 
 
@@ -324,7 +324,7 @@ def _peak_memory_mb(run: MethodRun, dev: torch.device) -> float:
     """Peak memory of one more training epoch on a copy of the trained model (untimed)."""
     model = copy.deepcopy(run.model).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-6)
-    data = run.memory_data.to(dev)
+    data = to_device(run.memory_data, dev)
     resident = [t for _, t in data() if isinstance(t, Tensor)]
     if dev.type == "cuda":
         sync(dev)
@@ -351,7 +351,7 @@ def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 
     dev = resolve_device(device)
     family, runner = METHODS[name]
     seed_everything(seed)
-    run = runner(data.to(dev), budget, seed, dev)
+    run = runner(to_device(data, dev), budget, seed, dev)
     run.model.eval()
     with torch.no_grad():
         sync(dev)

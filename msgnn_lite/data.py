@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import os
+import warnings
 import shutil
 import socket
 import urllib.error
@@ -28,6 +30,9 @@ from .checks import check_edge_index, check_fraction, check_positive_int
 __all__ = [
     "DATASETS",
     "DatasetUnavailableError",
+    "DatasetIntegrityError",
+    "RAW_SHA256",
+    "verify_raw_files",
     "data_dir",
     "load_dataset",
     "make_csbm",
@@ -57,6 +62,76 @@ _ALIASES.update({"amazon-computers": "Computers", "coauthor-cs": "CS", "citeseer
 
 class DatasetUnavailableError(FileNotFoundError):
     """The dataset's files are not in the data directory and could not be downloaded."""
+
+
+class DatasetIntegrityError(ValueError):
+    """A raw file of a dataset is not the published one (truncated, damaged or replaced)."""
+
+
+# SHA-256 of the raw files as their authors publish them (Planetoid: the planetoid repository's
+# data/; Amazon and Coauthor: Shchur et al.'s gnn-benchmark npz files, byte-identical to what PyG
+# downloads). A file that differs would load as a *different* graph (a truncated test.index gives
+# a test set of 500 nodes instead of 1000), so it is refused before PyG reads it.
+_PLANETOID = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+RAW_SHA256: dict[str, dict[str, str]] = {
+    "Cora": dict(zip((f"ind.cora.{s}" for s in _PLANETOID), (
+        "23cfa55d91c6f624233f5eb7b6e3f141f1bd2b2ae39608a63cf5d084bb27baab",
+        "b9afbaa4a400df991f6f02ef677e1e44da55ffc04801fd02f9e673987829226a",
+        "9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543",
+        "94465c14eb53e04ca262198dcbb2521ee8af60fb3f3d546cd6ca24a511b0e7d1",
+        "41f5ac76596a1699cc33f53084a2419e92961c42bb75f36fc38e616d348532ad",
+        "2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71",
+        "58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d",
+        "297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875"))),
+    "CiteSeer": dict(zip((f"ind.citeseer.{s}" for s in _PLANETOID), (
+        "d20de19150741e555de0ed037195630fc194114ebc7fd72ced62810148aa22f6",
+        "539a8906a2da97628d212f2fdd668c109a8b3f0d36574b59e5d3fd5b5303da21",
+        "2ac30345d95c9ec933a817ee0bdd6a5f077f8c184a20e696910192d534414668",
+        "8ba87e515d8e3ee3cf52f6d2c5b86aa73f11ecad825a808455209ec26cd54924",
+        "55e5bd1ba1e733a04598753ad1a8d57957f4b8f89e74519f41f4f4938767e4ce",
+        "f704b2d986dde6c2669934de1f3ae5696a6cf9455c0f6b2646a2d135ea0a1c95",
+        "d79a4ef9d3e7169aee8946145f6b7306e35bc79bffad26346cfb94e10e9912a7",
+        "2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4"))),
+    "Computers": {"amazon_electronics_computers.npz":
+                  "736ba1d9fd85eac2da83a5ad25c463f04b0031a6ca01563f90a7099d9e8ffb2c"},
+    "CS": {"ms_academic_cs.npz": "933c745734e78908c7eb77172a673fee0503f30e26e5a99b36814d88534c42e3"},
+}
+_STAMP = ".msgnn-raw-sha256"  # in processed/: the digest of the raw files it was made from
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_raw_files(name: str, raw: Path) -> str | None:
+    """Check every raw file of dataset ``name`` in ``raw`` against its published SHA-256.
+
+    Returns one digest of all of them (what ``processed/`` is stamped with), or ``None`` for a
+    dataset whose checksums this package does not know. Raises :class:`DatasetIntegrityError`
+    naming the dataset, the file and what to do when a file is missing or differs."""
+    known = RAW_SHA256.get(name)
+    if known is None:
+        return None
+    total = hashlib.sha256()
+    for fname, expected in sorted(known.items()):
+        path = raw / fname
+        if not path.is_file():
+            raise DatasetIntegrityError(
+                f"dataset {name!r}: raw file {path} is missing (the folder holds some of the dataset's files but "
+                f"not this one); copy all of {', '.join(sorted(known))} into {raw}")
+        got = _sha256(path)
+        if got != expected:
+            raise DatasetIntegrityError(
+                f"dataset {name!r}: raw file {path} is damaged or not the published file ({path.stat().st_size:,} "
+                f"bytes, SHA-256 {got[:16]}..., expected {expected[:16]}...); copy it again from the original "
+                f"(e.g. the project's shared data folder, whose SHA256SUMS lists the values) and delete "
+                f"{raw.parent / 'processed'} if it exists")
+        total.update(f"{fname}={got};".encode())
+    return total.hexdigest()
 
 
 def data_dir(root: str | os.PathLike | None = None) -> Path:
@@ -93,6 +168,80 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
+_LOCK_TIMEOUT_S = 900.0
+
+
+@contextlib.contextmanager
+def _dataset_lock(folder: Path, name: str):
+    """Hold an inter-process lock while PyG downloads or processes ``folder/name``.
+
+    PyG writes ``processed/data.pt`` in place, so a second process (another notebook of a
+    classroom sharing one data folder, papermill workers) that loads the same dataset for the
+    first time at the same moment could read a half-written file. With the lock, the second
+    one waits and then reads the finished file. In a folder where no lock file can be created
+    (read-only data) nobody can write processed files either, so no lock is needed.
+    """
+    from filelock import FileLock, Timeout
+
+    path = folder / f".{name}.lock"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path), timeout=_LOCK_TIMEOUT_S)
+        lock.acquire()
+    except Timeout as err:
+        raise DatasetUnavailableError(
+            f"dataset {name!r}: another process has been preparing {folder / name} for over "
+            f"{_LOCK_TIMEOUT_S:.0f} s (lock file {path}); if no other process is running, delete that file") from err
+    except OSError:
+        lock = None  # read-only data folder: nothing can be written there, so nothing to lock
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _drop_stale_processed(name: str, processed: Path, digest: str | None) -> None:
+    """Delete ``processed/`` when it was not made from the raw files now present (no stamp, or
+    another digest): a graph processed from a damaged file would otherwise outlive the fix."""
+    if digest is None or not processed.is_dir():
+        return
+    stamp = processed / _STAMP
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return
+    shutil.rmtree(processed, ignore_errors=True)
+
+
+def _stamp(processed: Path, digest: str | None) -> None:
+    if digest is not None and processed.is_dir():
+        from .utils import atomic_write
+
+        atomic_write(processed / _STAMP, digest + "\n")
+
+
+def _construct(cls, folder: Path, arg: str, name: str, had_raw: bool):
+    """``cls(folder, arg)``; a processed file PyG cannot read (a damaged ``processed/data.pt``)
+    is reported, deleted and rebuilt once from the raw files."""
+    try:
+        return cls(str(folder), arg)
+    except (PermissionError, DatasetIntegrityError):
+        raise
+    except Exception as err:  # noqa: BLE001 - torch.load / pickle / zip errors of a damaged file
+        processed = folder / arg / "processed"
+        if not had_raw or not processed.is_dir():
+            raise
+        warnings.warn(f"dataset {name!r}: the processed files in {processed} could not be read "
+                      f"({type(err).__name__}: {str(err).splitlines()[0][:120]}); deleting them and processing the "
+                      f"raw files again", RuntimeWarning, stacklevel=3)
+        shutil.rmtree(processed, ignore_errors=True)
+        try:
+            return cls(str(folder), arg)
+        except Exception as err2:  # noqa: BLE001
+            raise DatasetIntegrityError(
+                f"dataset {name!r}: PyG could not process the raw files in {folder / arg / 'raw'} "
+                f"({type(err2).__name__}: {err2}); copy them again from the original") from err2
+
+
 def load_dataset(name: str, root: str | os.PathLike | None = None, split_seed: int = 0,
                  train_per_class: int = 20, val_per_class: int = 30) -> Data:
     """Load a node-classification benchmark as a PyG ``Data`` with boolean masks.
@@ -107,6 +256,13 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split_seed: i
     The returned ``Data`` also carries ``name`` and ``num_classes``. If the raw files
     are not in the data directory, PyG downloads them; with no network this raises
     :class:`DatasetUnavailableError` naming the folder and ``MSGNN_DATA``.
+
+    Integrity: the raw files of Cora, CiteSeer, Computers and CS are checked against their
+    published SHA-256 (:data:`RAW_SHA256`) before PyG reads them; a missing or differing file
+    raises :class:`DatasetIntegrityError` naming it. ``processed/`` is stamped with the digest of
+    the raw files it was made from and rebuilt when they change; a processed file that cannot be
+    read is reported, deleted and rebuilt. First loads from several processes at once are safe
+    (a lock file per dataset).
     """
     canonical = _canonical(name)
     base = data_dir(root)
@@ -121,13 +277,20 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split_seed: i
     had_raw = raw.is_dir() and any(raw.iterdir())
     created = next((p for p in (base, folder, folder / arg, raw) if not p.exists()), None)
     try:
-        with _socket_timeout(30):
-            dataset = cls(str(folder), arg)
+        with _socket_timeout(30), _dataset_lock(folder, arg):
+            digest = verify_raw_files(canonical, raw) if had_raw else None
+            _drop_stale_processed(canonical, folder / arg / "processed", digest)
+            dataset = _construct(cls, folder, arg, canonical, had_raw)
+            if not had_raw:  # just downloaded: check what came, then stamp processed/
+                digest = verify_raw_files(canonical, raw)
+            _stamp(folder / arg / "processed", digest)
     except PermissionError as err:
         raise DatasetUnavailableError(
             f"dataset {canonical!r}: PyG could not write its processed files under {folder} ({err}). "
             f"Point MSGNN_DATA at a writable copy of the data directory."
         ) from err
+    except DatasetIntegrityError:
+        raise
     except Exception as err:  # noqa: BLE001 - any download failure (urllib, fsspec, aiohttp ...)
         if had_raw:
             raise
@@ -155,7 +318,7 @@ def _load_ogb(name: str, base: Path) -> Data:
             f"dataset {name!r} needs the optional 'ogb' package: pip install 'msgnn-lite[ogb]' (or pip install ogb)"
         ) from err
     try:
-        with _socket_timeout(60):
+        with _socket_timeout(60), _dataset_lock(base / "ogb", name):
             dataset = PygNodePropPredDataset(name=name, root=str(base / "ogb"))
     except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
         raise DatasetUnavailableError(
@@ -182,16 +345,21 @@ def _load_ogb(name: str, base: Path) -> Data:
 def per_class_split(y: Tensor, train_per_class: int = 20, val_per_class: int = 30, seed: int = 0):
     """Seeded split with a fixed number of training and validation nodes per class.
 
-    Returns boolean masks ``(train, val, test)``; test is every remaining node.
+    Returns boolean masks ``(train, val, test)``; test is every remaining labelled node.
+    Label ``-1`` marks an unlabelled node: it is in none of the three masks.
     """
     train_per_class = check_positive_int(train_per_class, "train_per_class")
     val_per_class = check_positive_int(val_per_class, "val_per_class", minimum=0)
+    from .checks import check_labels
+
     gen = torch.Generator().manual_seed(seed)
-    y = y.view(-1).cpu()
+    if isinstance(y, Tensor) and y.dim() == 2 and y.size(1) == 1:
+        y = y.view(-1)
+    y = check_labels(y, name="y").cpu()
     n = y.numel()
     train = torch.zeros(n, dtype=torch.bool)
     val = torch.zeros(n, dtype=torch.bool)
-    for c in torch.unique(y).tolist():
+    for c in torch.unique(y[y >= 0]).tolist():  # -1 = unlabelled: in no split
         idx = (y == c).nonzero().view(-1)
         if idx.numel() < train_per_class + val_per_class:
             raise ValueError(
@@ -201,7 +369,7 @@ def per_class_split(y: Tensor, train_per_class: int = 20, val_per_class: int = 3
         idx = idx[torch.randperm(idx.numel(), generator=gen)]
         train[idx[:train_per_class]] = True
         val[idx[train_per_class:train_per_class + val_per_class]] = True
-    test = ~(train | val)
+    test = ~(train | val) & (y >= 0)
     return train, val, test
 
 

@@ -25,6 +25,11 @@ student's hidden representations to the teacher's, beside the logit KD term:
   per node (:func:`lsp_loss`).
 * **GSP** (global structure preserving, Joshi et al.): the mean squared difference of the
   all-pairs cosine-similarity matrices, on a random subset of nodes (:func:`gsp_loss`).
+
+Devices: losses and steps run on the device of their inputs (GSP's random subset is drawn
+there); the experiments copy the data to their ``device`` once, at the start. Seeded data
+splits (:func:`inductive_split`, like :func:`msgnn_lite.data.per_class_split`) are drawn on
+the CPU, so one seed gives the same split on every device, and returned on the data's device.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ from .checks import check_fraction, check_mask, check_positive_int
 from .loader import NeighborLoader, induced_subgraph, to_csr
 from .sparse import take_rows
 from .train import TrainResult, accuracy, fit, graph_input
+from .utils import device_generator, resolve_device, seed_everything, to_device
 
 __all__ = ["check_temperature", "check_lambda", "kd_loss", "distillation_loss", "teacher_logits", "distill_step",
            "train_student", "InductiveSplit", "inductive_split", "forward_with_hidden", "gsp_loss", "lsp_loss",
@@ -111,7 +117,12 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor | None, y: 
 
 @torch.no_grad()
 def teacher_logits(model: nn.Module, data: Data) -> Tensor:
-    """The trained teacher's logits on every node of ``data`` (eval mode, one full-graph forward)."""
+    """The trained teacher's logits on every node of ``data`` (eval mode, one full-graph forward),
+    on the model's device (a copy of ``data`` is moved there if it is elsewhere; the caller's
+    graph is not moved)."""
+    param = next(model.parameters(), None)
+    if param is not None:
+        data = to_device(data, param.device)
     was = model.training
     model.eval()
     out = model(data.x, graph_input(model, data))
@@ -173,7 +184,10 @@ class InductiveSplit:
 
 
 def inductive_split(data: Data, rate: float = 0.2, seed: int = 0) -> InductiveSplit:
-    """Hold out a seeded random ``rate`` fraction of the test nodes (GLNN: ``rate = 0.2``)."""
+    """Hold out a seeded random ``rate`` fraction of the test nodes (GLNN: ``rate = 0.2``).
+
+    The draw is made on the CPU (set-up, like :func:`msgnn_lite.data.per_class_split`: the same
+    seed holds out the same nodes on every device); every tensor returned is on the data's device."""
     rate = check_fraction(rate, "rate", high_closed=False)
     for key in ("train_mask", "val_mask", "test_mask"):
         if key not in data:
@@ -184,12 +198,12 @@ def inductive_split(data: Data, rate: float = 0.2, seed: int = 0) -> InductiveSp
     cut = int(test.numel() * rate)
     if cut == 0 or cut == test.numel():
         raise ValueError(f"rate={rate} holds out {cut} of {test.numel()} test nodes; both parts must be non-empty")
-    ind_ids = test[perm[:cut]].sort().values
-    ind_mask = torch.zeros(n, dtype=torch.bool)
+    dev = data.edge_index.device
+    ind_ids = test[perm[:cut]].sort().values.to(dev)
+    ind_mask = torch.zeros(n, dtype=torch.bool, device=dev)
     ind_mask[ind_ids] = True
     obs_ids = (~ind_mask).nonzero().view(-1)
-    dev = data.edge_index.device
-    edge_index, _ = induced_subgraph(to_csr(data.edge_index, n), obs_ids.to(dev))
+    edge_index, _ = induced_subgraph(to_csr(data.edge_index, n), obs_ids)
     observed = Data(x=take_rows(data.x, obs_ids.to(data.x.device)), y=data.y[obs_ids.to(data.y.device)],
                     edge_index=edge_index, num_nodes=obs_ids.numel())
     for key in ("train_mask", "val_mask", "test_mask"):
@@ -225,14 +239,20 @@ def _cosine_matrix(h: Tensor) -> Tensor:
 def gsp_loss(student_h: Tensor, teacher_h: Tensor, max_nodes: int | None = 1024,
              generator: torch.Generator | None = None) -> Tensor:
     """Global structure preserving loss: ``mean_ij (cos(s_i, s_j) - cos(t_i, t_j))^2`` over a random
-    subset of at most ``max_nodes`` rows (all rows when ``None``). Dimensions may differ."""
+    subset of at most ``max_nodes`` rows (all rows when ``None``). Dimensions may differ.
+
+    The subset is drawn on ``generator``'s device (without one: on ``student_h``'s, with that
+    device's global generator); give a generator on ``student_h``'s device to avoid a copy
+    (:func:`representation_step` does)."""
     if student_h.size(0) != teacher_h.size(0):
         raise ValueError(f"student_h and teacher_h must have the same number of rows, got "
                          f"{student_h.size(0)} and {teacher_h.size(0)}")
     if max_nodes is not None:
         max_nodes = check_positive_int(max_nodes, "max_nodes", minimum=2)
         if student_h.size(0) > max_nodes:
-            idx = torch.randperm(student_h.size(0), generator=generator)[:max_nodes].to(student_h.device)
+            where = student_h.device if generator is None else generator.device
+            idx = torch.randperm(student_h.size(0), generator=generator, device=where)[:max_nodes]
+            idx = idx.to(student_h.device)  # a no-op when the generator is on student_h's device
             student_h, teacher_h = student_h[idx], teacher_h[idx]
     return F.mse_loss(_cosine_matrix(student_h), _cosine_matrix(teacher_h.detach()))
 
@@ -249,7 +269,8 @@ def lsp_loss(student_h: Tensor, teacher_h: Tensor, edge_index: Tensor) -> Tensor
     t = teacher_h.detach()
     p_t = softmax(F.cosine_similarity(t[src], t[dst]), dst, num_nodes=n)
     per_edge = p_t * (torch.log(p_t + 1e-12) - log_s)
-    has_edges = torch.bincount(dst, minlength=n) > 0
+    has_edges = torch.zeros(n, dtype=torch.bool, device=dst.device)
+    has_edges[dst] = True  # (not bincount, which reads the largest id back to the host on a GPU)
     return per_edge.sum() / has_edges.sum().clamp_min(1)
 
 
@@ -257,12 +278,15 @@ def representation_step(structure: str | None = None, beta: float = 1.0, lam: fl
                         temperature: float = 1.0, max_nodes: int = 1024, generator: torch.Generator | None = None):
     """A ``train_step`` for a GNN student: GLNN's logit objective (see :func:`distillation_loss`)
     plus ``beta`` times an LSP (``structure="lsp"``) or GSP (``"gsp"``) term between the student's
-    and ``data.teacher_hidden``. ``structure=None`` is logit KD alone."""
+    and ``data.teacher_hidden``. ``structure=None`` is logit KD alone. GSP's subsets are drawn on
+    the student's device: a ``generator`` of another device seeds one there at the first step
+    (:func:`~msgnn_lite.utils.device_generator`; a CPU generator on the CPU is used as it is)."""
     if structure not in (None, "lsp", "gsp"):
         raise ValueError(f"structure must be None, 'lsp' or 'gsp', got {structure!r}")
     lam, temperature = check_lambda(lam), check_temperature(temperature)
     if not float(beta) >= 0:
         raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    gens = {"gsp": generator}
 
     def step(model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
         model.train()
@@ -270,7 +294,8 @@ def representation_step(structure: str | None = None, beta: float = 1.0, lam: fl
         logits, hidden = forward_with_hidden(model, data.x, graph_input(model, data))
         loss = distillation_loss(logits, data.teacher_logits, data.y, data.train_mask, lam, temperature)
         if structure == "gsp":
-            loss = loss + beta * gsp_loss(hidden, data.teacher_hidden, max_nodes, generator)
+            gens["gsp"] = gen = device_generator(gens["gsp"], hidden.device)  # a no-op after the first step
+            loss = loss + beta * gsp_loss(hidden, data.teacher_hidden, max_nodes, gen)
         elif structure == "lsp":
             loss = loss + beta * lsp_loss(hidden, data.teacher_hidden, data.edge_index)
         loss.backward()
@@ -291,7 +316,9 @@ def inference_latency(gnn: nn.Module, mlp: nn.Module, data: Data, query_sizes=(1
     * **MLP**: gather the query nodes' features, run the MLP.
 
     Median of ``repeat`` timed calls after one warm-up. Returns one row per ``(q, model)`` with
-    the latency, the latency per query node, the nodes touched and the GNN/MLP ratio.
+    the latency, the latency per query node, the nodes touched and the GNN/MLP ratio. The query
+    nodes are drawn (seeded) on the data's device; a request's features are copied to the
+    models' device ``device`` (default: the GNN's) inside the timed call, as a server would.
     """
     from .bench._common import timeit
 
@@ -300,11 +327,12 @@ def inference_latency(gnn: nn.Module, mlp: nn.Module, data: Data, query_sizes=(1
     gnn.eval()
     mlp.eval()
     loader = NeighborLoader(data, list(fanouts), batch_size=1)
-    gen = torch.Generator().manual_seed(seed)
+    data_dev = data.edge_index.device
+    gen = device_generator(torch.Generator().manual_seed(seed), data_dev)
     rows = []
     for q in query_sizes:
         q = check_positive_int(q, "query size")
-        seeds = torch.randperm(data.num_nodes, generator=gen)[:q].to(data.edge_index.device)
+        seeds = torch.randperm(data.num_nodes, generator=gen, device=data_dev)[:q]
 
         def gnn_query():
             b = loader.sample(seeds)
@@ -353,13 +381,15 @@ def glnn_experiment(data: Data, seeds=(0,), *, rate: float = 0.2, lam: float = 0
 
     Hyper-parameters follow GLNN's Cora configuration (2 layers, 128 hidden units; MLP dropout 0.6,
     weight decay 5e-3; SAGE weight decay 5e-4), with full-batch SAGE and dropout 0.5.
-    Returns one row per (seed, model, setting) with the test accuracy in percent.
+    Returns one row per (seed, model, setting) with the test accuracy in percent. Runs on
+    ``device``: a copy of ``data`` is moved there once (the caller's graph stays where it is).
     """
     from .models import MLP, SAGE
-    from .utils import seed_everything
 
     if split not in ("cpf", "given"):
         raise ValueError(f"split must be 'cpf' or 'given', got {split!r}")
+    device = resolve_device(device)
+    data = to_device(data, device)
     f_in, c = data.num_features, int(getattr(data, "num_classes", int(data.y.max()) + 1))
     fit_t = dict(epochs=epochs, lr=0.01, weight_decay=5e-4, patience=patience, device=device, measure_memory=False)
     fit_s = dict(fit_t, weight_decay=5e-3)
@@ -407,11 +437,13 @@ def representation_experiment(data: Data, seeds=(0,), variants: dict | None = No
     """GNN -> smaller GNN distillation per seed (CPF split): a ``teacher_layers x teacher_hidden`` SAGE
     teacher, then a 2-layer ``student_hidden`` SAGE student for each of ``variants`` (name -> keyword
     arguments of :func:`representation_step`; default :data:`REPRESENTATION_VARIANTS`: CE alone, logit
-    KD, KD + LSP, KD + GSP). Returns one row per (seed, model) with the test accuracy in percent."""
+    KD, KD + LSP, KD + GSP). Returns one row per (seed, model) with the test accuracy in percent.
+    Runs on ``device``: a copy of ``data`` is moved there once (the caller's graph stays where it is)."""
     from .models import SAGE
-    from .utils import seed_everything
 
     variants = REPRESENTATION_VARIANTS if variants is None else variants
+    device = resolve_device(device)
+    data = to_device(data, device)
     c = int(getattr(data, "num_classes", int(data.y.max()) + 1))
     fit_kw = dict(epochs=epochs, lr=0.01, weight_decay=5e-4, patience=patience, device=device, measure_memory=False)
     rows = []
@@ -425,7 +457,7 @@ def representation_experiment(data: Data, seeds=(0,), variants: dict | None = No
         teacher.eval()
         with torch.no_grad():
             d.teacher_logits, d.teacher_hidden = forward_with_hidden(teacher, d.x, graph_input(teacher, d))
-        gen = torch.Generator().manual_seed(s)
+        gen = device_generator(torch.Generator().manual_seed(s), device)  # GSP's subsets, drawn on the device
         for name, kw in variants.items():
             seed_everything(s)
             student = SAGE(data.num_features, student_hidden, c, num_layers=2, dropout=0.5)

@@ -59,7 +59,7 @@ from .loader import _segment_arange
 from .partition import ClusterData, ClusterLoader, metis_partition, partition_stats
 from .sparse import SparseAdjacency, build_adjacency, take_rows
 from .train import full_batch_evaluate
-from .utils import atomic_path, atomic_write, resolve_device, seed_everything
+from .utils import atomic_path, atomic_write, resolve_device, seed_everything, to_device
 
 __all__ = ["DistConfig", "resolve_backend", "init_process_group", "rank_partition", "RankShard", "shard_graph",
            "HaloExchange", "train_rank", "reference_run", "launch", "load_data", "main"]
@@ -318,9 +318,10 @@ class _Rank:
         c = self.cfg.clusters_per_batch
         return [order[i:i + c] for i in range(0, self.k, c)]
 
-    def loss(self, model, clusters: Tensor) -> tuple[Tensor, int]:
+    def loss(self, model, clusters: Tensor) -> tuple[Tensor, Tensor]:
         """Mean cross-entropy over the training nodes of the batch made of ``clusters``
-        (0 with a graph attached when there are none, so that every rank calls backward)."""
+        (0 with a graph attached when there are none, so that every rank calls backward), and
+        their number (a 0-d tensor on the batch's device, so that nothing waits for the GPU)."""
         core = getattr(model, "module", model)
         if self.cfg.method == "gas":
             core.histories, core.num_nodes = self.histories, self.num_local
@@ -332,8 +333,8 @@ class _Rank:
             b = self.loader.batch(clusters + self.rank * self.k)
             out = model(b.x, b.edge_index)
             y, mask = b.y, b.train_mask
-        count = int(mask.sum())
-        return F.cross_entropy(out[mask], y[mask], reduction="sum") / max(count, 1), count
+        count = mask.sum()  # a tensor: no host sync per batch
+        return F.cross_entropy(out[mask], y[mask], reduction="sum") / count.clamp(min=1), count
 
     def own_rows(self) -> Tensor:
         """The rank's own rows of all histories, side by side (``[num own, C * layers]``)."""
@@ -371,15 +372,17 @@ def _partition_info(data: Data, cluster: Tensor, cfg: DistConfig, world_size: in
             partition_stats(data.edge_index.cpu(), cluster.cpu(), cfg.num_parts)["edge_cut_fraction"]}
 
 
-def train_rank(cfg: DistConfig, data: Data, device: torch.device) -> dict | None:
+def train_rank(cfg: DistConfig, data: Data, device: torch.device, progress=None) -> dict | None:
     """The training loop of one rank of an initialised process group. Every rank returns
     ``ranks``: each rank's figures (nodes, halo, bytes sent per epoch, the halo self-check);
-    rank 0 also the run's result (history, best epoch, final ``state_dict``, partition)."""
+    rank 0 also the run's result (history, best epoch, final ``state_dict``, partition).
+    ``progress(text)``, if given, is called at the start of every epoch (the launcher keeps the
+    last one, to say where a rank that stopped answering was)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     rank, world = dist.get_rank(), dist.get_world_size()
     cfg.check(world)
-    data = data.to(device)
+    data = to_device(data, device)
     cluster = rank_partition(data.edge_index, data.num_nodes, world, cfg.num_parts, cfg.seed).to(device)
     part = _Rank(cfg, data, cluster, rank, world)
     model = build_model(cfg, data, part.num_local).to(device)
@@ -398,9 +401,11 @@ def train_rank(cfg: DistConfig, data: Data, device: torch.device) -> dict | None
     rows, best = [], {"val_acc": -1.0, "val_loss": float("inf"), "test_acc": float("nan"), "epoch": 0}
     steps = 0
     for epoch in range(1, cfg.epochs + 1):
+        if progress is not None:
+            progress(f"epoch {epoch} of {cfg.epochs}")
         dist.barrier()
         t0 = time.perf_counter()
-        total = torch.zeros(2, dtype=torch.float64)
+        total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, count: read once per epoch
         groups = part.schedule()
         for i, clusters in enumerate(groups):
             if epoch == 1 and i == 0:
@@ -411,18 +416,18 @@ def train_rank(cfg: DistConfig, data: Data, device: torch.device) -> dict | None
             loss.backward()  # DDP all-reduces (averages) the gradients here
             opt.step()
             steps += 1
-            total += torch.tensor([float(loss.detach()) * count, count], dtype=torch.float64)
+            total += torch.stack([loss.detach().double() * count, count.double()])
             if halo is not None and ((i + 1) % cfg.exchange_every == 0 or i + 1 == len(groups)):
                 part.receive(halo.exchange(part.own_rows()))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t0
-        stats = torch.cat([total, torch.tensor([elapsed], dtype=torch.float64)])
+        # collectives on the rank's device: NCCL reduces only CUDA tensors (gloo takes either)
+        wall = torch.tensor([elapsed], dtype=torch.float64, device=device)
         if world > 1:
-            dist.all_reduce(stats[:2])
-            wall = torch.tensor([elapsed], dtype=torch.float64)
+            dist.all_reduce(total)
             dist.all_reduce(wall, op=dist.ReduceOp.MAX)
-            stats[2] = wall[0]
+        stats = torch.cat([total, wall]).cpu()
         row = {"epoch": epoch, "loss": float(stats[0] / max(float(stats[1]), 1.0)), "epoch_time_s": float(stats[2])}
         if rank == 0 and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             _evaluate(model, data, row, best)
@@ -452,7 +457,7 @@ def reference_run(cfg: DistConfig, data: Data, world_size: int) -> dict:
     rows are copied between the simulated ranks where :class:`HaloExchange` would send them.
     Returns ``{"history", "best", "state_dict"}`` like rank 0 of :func:`train_rank`."""
     cfg.check(world_size)
-    data = data.to("cpu")
+    data = to_device(data, "cpu")
     cluster = rank_partition(data.edge_index, data.num_nodes, world_size, cfg.num_parts, cfg.seed)
     adj = build_adjacency(data.edge_index, data.num_nodes, "mean" if cfg.conv == "sage" else "gcn") \
         if cfg.method == "gas" else None
@@ -480,8 +485,8 @@ def reference_run(cfg: DistConfig, data: Data, world_size: int) -> dict:
                 loss, count = p.loss(model, schedules[r][i])
                 rng[r] = torch.get_rng_state()
                 losses.append(loss)
-                loss_sum += float(loss.detach()) * count
-                count_sum += count
+                loss_sum += float(loss.detach()) * int(count)
+                count_sum += int(count)
             (torch.stack(losses).sum() / world_size).backward()
             opt.step()
             if cfg.method == "gas" and world_size > 1 and ((i + 1) % cfg.exchange_every == 0
@@ -520,8 +525,12 @@ def load_data(name: str) -> Data:
 def _run_worker(cfg: DistConfig, data: Data | None, out_dir: str, init: dict) -> None:
     """Join the group, train, write ``rank<r>.pt`` (and ``result.pt`` on rank 0), leave."""
     rank, world, device = init_process_group(cfg.backend, cfg.timeout_s, cfg.device, **init)
+
+    def progress(text: str) -> None:  # where this rank got to: named if it stops answering
+        atomic_write(Path(out_dir) / f"progress{rank}.txt", text)
     try:
-        out = train_rank(cfg, data if data is not None else load_data(cfg.dataset), device)
+        progress("joined the process group, loading data")
+        out = train_rank(cfg, data if data is not None else load_data(cfg.dataset), device, progress)
         if rank == 0:
             with atomic_path(Path(out_dir) / "result.pt") as tmp:
                 torch.save(out, tmp)
@@ -556,8 +565,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _failure_report(out_dir: Path, err: Exception) -> str:
-    """Name the first rank that failed (by the time it wrote its traceback) and show its traceback."""
+def _failure_report(out_dir: Path, err: Exception, world_size: int | None = None,
+                    timeout_s: float | None = None) -> str:
+    """Name the rank that caused the failure and show its traceback.
+
+    A rank that raised is named by the time it wrote its traceback (its peers fail after it,
+    with "connection closed" or a timeout). A rank that *hung* writes nothing: its peers time out
+    waiting for it, so when the ranks that failed all ran into a timeout or a lost peer and some
+    rank reported no error at all, that silent rank is the one named, with the last progress it
+    reported."""
     errors = []
     for path in out_dir.glob("error*.txt"):
         when, _, tb = path.read_text().partition("\n")
@@ -565,6 +581,18 @@ def _failure_report(out_dir: Path, err: Exception) -> str:
     if not errors:
         return f"distributed run failed: rank {err.error_index} died ({err})"
     errors.sort()
+    silent = sorted(set(range(world_size)) - {r for _, r, _ in errors}) if world_size else []
+    waiting = all(any(k in t.lower() for k in ("timed out", "timeout", "connection closed", "connection reset",
+                                                 "broken pipe", "peer")) for _, _, t in errors)
+    if silent and waiting:
+        def last(r):
+            p = out_dir / f"progress{r}.txt"
+            return p.read_text().strip() if p.exists() else "before joining the process group"
+        who = ", ".join(f"rank {r} (last progress: {last(r)})" for r in silent)
+        limit = f" within the process group's timeout ({timeout_s:g} s)" if timeout_s else ""
+        lines = "".join(f"\nrank {r} then failed waiting for it: {t.strip().splitlines()[-1]}" for _, r, t in errors)
+        return (f"distributed run failed: {who} stopped answering{limit} and reported no error of its own; "
+                f"the other ranks timed out waiting for it.{lines}")
     when, rank, tb = errors[0]
     others = "".join(f"\nthen rank {r} failed: {t.strip().splitlines()[-1]}" for _, r, t in errors[1:])
     return f"distributed run failed on rank {rank} (the first to fail):\n{tb.strip()}{others}"
@@ -595,7 +623,7 @@ def launch(cfg: DistConfig, world_size: int = 2, data: Data | None = None, threa
             while not ctx.join(grace_period=_GRACE_S):
                 pass
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:
-            raise RuntimeError(_failure_report(Path(tmp), err)) from None
+            raise RuntimeError(_failure_report(Path(tmp), err, world_size, cfg.timeout_s)) from None
         return torch.load(Path(tmp) / "result.pt", weights_only=True)
 
 
@@ -617,11 +645,16 @@ def main(argv: list[str] | None = None) -> int:
     """The torchrun entry point: ``torchrun --nproc-per-node N -m msgnn_lite.distributed ...``."""
     from torch.distributed.elastic.multiprocessing.errors import record
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     out = args.__dict__.pop("out")
     cfg = DistConfig(**vars(args))
     if "RANK" not in os.environ:
-        raise SystemExit("run this module under torchrun, e.g. torchrun --nproc-per-node 2 -m msgnn_lite.distributed")
+        parser.error("run this module under torchrun, e.g. torchrun --nproc-per-node 2 -m msgnn_lite.distributed")
+    try:  # every rank checks the flags against the world size before joining the group
+        cfg.check(int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError as err:
+        parser.error(str(err))
 
     @record
     def run() -> None:
@@ -642,4 +675,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import run_main
+
+    sys.exit(run_main(main, "python -m msgnn_lite.distributed"))

@@ -21,9 +21,16 @@ has the same parameter names as :class:`msgnn_lite.models.GCN` / ``SAGE``;
 on a batch subgraph it is Cluster-GCN). :class:`GASLoader` yields the batches;
 :func:`gas_train_step` plugs into :func:`msgnn_lite.train.fit` (the Cluster-GCN baseline on the same
 clusters uses :func:`msgnn_lite.train.minibatch_step`).
+
+On a GPU, GAS keeps what grows with the graph on the host: build the :class:`GASLoader` on CPU
+data (features, labels, the full-graph operator stay there; its batches are pinned) and keep the
+histories on the CPU (the default; pinned). :func:`gas_train_step` then copies only each batch's
+rows (batch + halo) and its batch operator to the model's GPU, without blocking the host, and
+reads the loss once per epoch. :func:`step_memory` measures each method on a clean device.
 """
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -41,7 +48,7 @@ from .models import GCNConv, SAGEConv, as_adjacency, feature_dropout, linear
 from .partition import ClusterData, ClusterLoader
 from .sparse import build_adjacency, cached_adjacency, propagate, take_rows
 from .train import full_batch_step, graph_input, minibatch_step
-from .utils import resolve_device
+from .utils import resolve_device, to_device
 
 __all__ = ["GCNIIConv", "GASGNN", "GASLoader", "gas_train_step", "history_staleness",
            "step_memory", "accuracy_runs", "staleness_run", "memory_study"]
@@ -147,6 +154,8 @@ class GASGNN(nn.Module):
             b = check_positive_int(batch_size, "batch_size")
             if b > x.size(0):
                 raise ValueError(f"batch_size must be at most the number of rows of x ({x.size(0)}), got {b}")
+            if self.histories:  # checked once here, moved once to where the histories live
+                n_id = n_id.to(self.histories[0].device)
         elif batch_size is not None:
             raise ValueError("batch_size needs n_id (the global ids of x's rows); leave both out for full-graph use")
         x = feature_dropout(x, self.input_dropout, self.training)
@@ -160,11 +169,12 @@ class GASGNN(nn.Module):
             if i == last:
                 break
             h = F.relu(h)
-            if mini:  # in-batch rows are exact; the halo comes from the history
+            if mini:  # in-batch rows are exact; the halo (disjoint from the batch) comes from the history
                 h = h[:b]
-                if push:
-                    self.histories[i].push(h, n_id[:b])
-                h = torch.cat([h, self.histories[i].pull(n_id[b:], device=h.device, dtype=h.dtype)])
+                halo = self.histories[i].pull(n_id[b:], device=h.device, dtype=h.dtype, check=False)
+                if push:  # after the pull: a push from a GPU completes asynchronously
+                    self.histories[i].push(h, n_id[:b], check=False)
+                h = torch.cat([h, halo])
             if _hidden is not None:
                 _hidden.append(h.detach())
             x = F.dropout(h, self.dropout, self.training)
@@ -198,13 +208,21 @@ class GASLoader(ClusterLoader):
     :func:`halo_operator` of the full-graph operator with the given ``normalization``) and
     the node attributes (``x``, ``y``, masks) sliced to ``n_id``. One epoch visits every
     node once as an in-batch node. Cluster order and batching are :class:`ClusterLoader`'s.
+
+    Batches live where ``cluster_data``'s graph lives (GAS on a GPU: keep it on the CPU, so
+    that only batches travel). ``pin_memory`` (``None``: when the graph is on the CPU and CUDA
+    is available) page-locks the batches' dense node attributes for asynchronous copies.
     """
 
     def __init__(self, cluster_data: ClusterData, batch_size: int = 1, shuffle: bool = True,
-                 normalization: str = "gcn", generator: torch.Generator | None = None):
+                 normalization: str = "gcn", generator: torch.Generator | None = None,
+                 pin_memory: bool | None = None):
         super().__init__(cluster_data, batch_size, shuffle=shuffle, generator=generator)
         data = cluster_data.data
         self.adj = build_adjacency(data.edge_index, data.num_nodes, normalization)
+        if pin_memory is None:
+            pin_memory = self.adj.device.type == "cpu" and torch.cuda.is_available()
+        self.pin_memory = bool(pin_memory)
 
     def batch(self, clusters: Tensor) -> Data:
         """The batch made of ``clusters`` (cluster ids) and their halo."""
@@ -215,7 +233,8 @@ class GASLoader(ClusterLoader):
         n_id, adj = halo_operator(self.adj, nodes)
         out = Data(n_id=n_id, num_nodes=n_id.numel())
         for key in self._node_keys:
-            out[key] = take_rows(cd.data[key], n_id)
+            value = take_rows(cd.data[key], n_id)
+            out[key] = value.pin_memory() if self.pin_memory and value.layout == torch.strided else value
         out.batch_size = int(nodes.numel())
         out.adj = adj
         return out
@@ -232,28 +251,36 @@ def gas_train_step(loader: GASLoader):
     """A ``train_step`` for :func:`msgnn_lite.train.fit`: one epoch of GAS batches.
 
     Batches without training nodes still run forward (without a gradient) so that their
-    nodes' histories are refreshed. Returns the training-node-weighted mean loss."""
+    nodes' histories are refreshed. Returns the training-node-weighted mean loss.
+
+    A batch is copied to the model's device (features, labels and the batch operator of
+    batch + halo; ``n_id`` stays with the histories). For batches on the host, counting the
+    training nodes is a host operation, so the loop never waits for the GPU: the loss is
+    summed on the device and read once per epoch."""
     def step(model: GASGNN, data: Data, optimizer: torch.optim.Optimizer) -> float:
         model.train()
         dev = _model_device(model)
-        total, count = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=dev)
+        count = 0
         for b in loader:
             b_size = b.batch_size
-            x, adj, n_id = b.x.to(dev), b.adj.to(dev), b.n_id
-            mask = b.train_mask[:b_size].to(dev)
-            k = int(mask.sum())
+            mask = b.train_mask[:b_size]
+            k = int(mask.sum())  # a host read for host batches; a shape for the rows below
+            x, adj = b.x.to(dev, non_blocking=True), b.adj.to(dev)
             if k == 0:
                 with torch.no_grad():
-                    model(x, adj, n_id=n_id, batch_size=b_size)
+                    model(x, adj, n_id=b.n_id, batch_size=b_size)
                 continue
+            rows = mask.nonzero().view(-1).to(dev, non_blocking=True)
+            y = b.y[:b_size].to(dev, non_blocking=True).index_select(0, rows)
             optimizer.zero_grad(set_to_none=True)
-            out = model(x, adj, n_id=n_id, batch_size=b_size)
-            loss = F.cross_entropy(out[mask], b.y[:b_size].to(dev)[mask])
+            out = model(x, adj, n_id=b.n_id, batch_size=b_size)
+            loss = F.cross_entropy(out.index_select(0, rows), y)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * k
+            total += loss.detach().double() * k
             count += k
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
     return step
 
 
@@ -268,18 +295,36 @@ def history_staleness(model: GASGNN, x: Tensor, adj) -> list[float]:
     return out
 
 
+def _release_device_memory(dev: torch.device) -> None:
+    """On a GPU, free what earlier measurements left behind (unreachable tensors, reference
+    cycles included, then the allocator's cached blocks). The CPU measure counts the step's
+    own tensors only, so there is nothing to free there."""
+    if dev.type == "cuda":
+        gc.collect()
+        torch.cuda.synchronize(dev)
+        torch.cuda.empty_cache()
+
+
 def step_memory(model: GASGNN, data: Data, batch: Data | None = None, device="auto") -> dict:
     """Memory (bytes) and time of one training step on all training nodes of ``data``
     (``batch=None``: full batch) or on one GAS ``batch``, with :func:`msgnn_lite.memory.measure_step`
     (CPU: saved tensors + parameters + gradients + optimizer state; GPU: CUDA peak).
 
     Returns ``{"step_bytes", "activation_bytes", "history_bytes", "time_s", "nodes"}``;
-    the histories' bytes are reported apart (they are CPU memory in GAS, not GPU memory)."""
+    the histories' bytes are reported apart (they are CPU memory in GAS, not GPU memory).
+
+    Each call measures one method in isolation: on a GPU it starts by freeing what earlier calls
+    left (``gc``, ``torch.cuda.empty_cache``) and the CUDA peak is counted from there, so it holds
+    the method's own persistent device state (the model and its optimizer state; for the full
+    batch also a copy of the graph and its operator, which are freed on return) plus the step.
+    The GAS batch is moved inside the step; the caller's ``data`` and ``batch`` are not moved.
+    Pass ``data``/``batch`` on the CPU: tensors of the caller's already on the GPU count too."""
     dev = resolve_device(device)
+    _release_device_memory(dev)
     model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     if batch is None:
-        data = data.to(dev)
+        data = to_device(data, dev)
         graph_input(model, data)  # build (and cache) the operator outside the measurement
 
         def step():
@@ -312,14 +357,17 @@ def accuracy_runs(data: Data, conv: str = "gcn", num_layers: int = 2, hidden_cha
         if m not in known:
             raise ValueError(f"methods must be drawn from {known}, got {m!r}")
     dev = resolve_device(device)
-    data = data.to(dev)
+    # The clusters, GAS's loader and histories stay with the caller's (host) graph: only batches go to
+    # the device. fit evaluates on this one device copy of the graph.
+    on_device = to_device(data, dev)
     cd = ClusterData(data, num_parts) if set(methods) - {"full batch"} else None
+    num_classes = int(data.y.max()) + 1
     rows = []
     for seed in seeds:
         for method in methods:
             seed_everything(seed)
-            model = GASGNN(data.num_nodes, data.num_features, hidden_channels, int(data.y.max()) + 1, num_layers,
-                           conv=conv, dropout=dropout, history_device=dev, **model_kwargs)
+            model = GASGNN(data.num_nodes, data.num_features, hidden_channels, num_classes, num_layers,
+                           conv=conv, dropout=dropout, **model_kwargs)
             gen = torch.Generator(device=cd.partptr.device).manual_seed(seed) if cd is not None else None
             if method == "GAS":
                 kw = {"train_step": gas_train_step(GASLoader(cd, parts_per_batch, True, model.normalization, gen))}
@@ -327,8 +375,8 @@ def accuracy_runs(data: Data, conv: str = "gcn", num_layers: int = 2, hidden_cha
                 kw = {"train_step": minibatch_step(ClusterLoader(cd, parts_per_batch, True, generator=gen))}
             else:
                 kw = {}
-            res = fit(model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience, seed=seed,
-                      device=dev, measure_memory=False, progress=progress, desc=f"{method} s{seed}", **kw)
+            res = fit(model, on_device, epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
+                      seed=seed, device=dev, measure_memory=False, progress=progress, desc=f"{method} s{seed}", **kw)
             rows.append({"method": method, "seed": seed, "test_acc": 100 * res.test_acc,
                          "max_test_acc": 100 * res.max_test_acc, "val_acc": 100 * res.best_val_acc,
                          "best_epoch": res.best_epoch, "epoch_ms": 1000 * res.train_time_s / res.epochs_run})
@@ -347,13 +395,13 @@ def staleness_run(data: Data, num_parts: int = 40, parts_per_batch: int = 10, nu
     from .utils import seed_everything
 
     dev = resolve_device(device)
-    data = data.to(dev)
-    cd = ClusterData(data, num_parts)
+    cd = ClusterData(data, num_parts)  # the loader and the histories stay on the host; batches travel
     seed_everything(seed)
     model = GASGNN(data.num_nodes, data.num_features, hidden_channels, int(data.y.max()) + 1, num_layers, conv=conv,
-                   dropout=dropout, history_device=dev)
+                   dropout=dropout)
     loader = GASLoader(cd, parts_per_batch, True, model.normalization,
                        torch.Generator(device=cd.partptr.device).manual_seed(seed))
+    data = to_device(data, dev)  # for the full-graph evaluation
 
     def evaluate(model, data):
         out = full_batch_evaluate(model, data)
@@ -401,6 +449,7 @@ def memory_study(sizes=(), depths=(), depth_nodes: int = 100_000, num_layers: in
             seed_everything(seed)
             model = GASGNN(n, num_features, hidden_channels, 10, layers, dropout=0.5, history_device="cpu")
             m = step_memory(model, data, None if method == "full batch" else batch, dev)
+            del model  # step_memory frees it (and the full batch's device copy) before the next measurement
             rows.append({"study": study, "nodes": n, "layers": layers, "method": method,
                          "batch_nodes": m["nodes"], "step_mb": m["step_bytes"] / 2**20,
                          "activation_mb": m["activation_bytes"] / 2**20, "history_mb": m["history_bytes"] / 2**20,

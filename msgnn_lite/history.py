@@ -17,9 +17,13 @@ A history instead *remembers* the last value computed for every node::
   named keep their old (stale) values. A later ``pull`` of those ids returns exactly what was
   pushed (up to the storage dtype: ``float16`` keeps ~3 decimal digits).
 
-The store may live on the GPU, or on the CPU (pinned when a GPU is present, so the copies
-to the GPU are asynchronous, as in the official GAS code) to keep GPU memory for the model.
-``age(n_id)`` says how many pushes ago each row was written, a cheap staleness measure.
+The store may live on the GPU, or on the CPU (pinned when a GPU is present, as in the official
+GAS code) to keep GPU memory for the model. With a pinned store and a CUDA model both copies are
+asynchronous: ``pull`` gathers the rows into pinned memory and copies them with
+``non_blocking=True``; ``push`` starts the copy of the fresh rows to pinned memory and writes
+them into the store only when the store is next read or written (the host waits for that copy
+then, not for the GPU's queue). ``age(n_id)`` says how many pushes ago each row was written, a
+cheap staleness measure.
 
 :func:`halo_operator` builds the batch operator that GAS and VR-GCN share: the rows of the
 *full-graph* normalised adjacency for the in-batch nodes, with columns relabelled over
@@ -50,7 +54,7 @@ def check_node_ids(n_id, num_nodes: int, name: str = "n_id", distinct: bool = Fa
     if n_id.dim() != 1:
         raise ValueError(f"{name} must be a 1-D tensor of node ids, got shape {list(n_id.shape)}")
     if n_id.numel():
-        lo, hi = int(n_id.min()), int(n_id.max())
+        lo, hi = torch.stack(torch.aminmax(n_id)).tolist()  # one host read, also for ids on a GPU
         if lo < 0 or hi >= num_nodes:
             bad = lo if lo < 0 else hi
             raise IndexError(f"{name} holds node id {bad}, out of range; ids must lie in [0, {num_nodes})")
@@ -73,10 +77,12 @@ class History:
         Storage precision: ``torch.float32`` (default), ``torch.float16`` or ``torch.bfloat16``
         (half the bytes, ~1e-3 relative rounding) or ``torch.float64``.
     pin_memory:
-        Page-lock a CPU store so that copies to a GPU run asynchronously. ``None`` (default):
-        pin when the store is on the CPU and CUDA is available.
+        Page-lock a CPU store so that copies to and from a GPU run asynchronously. ``None``
+        (default): pin when the store is on the CPU and CUDA is available.
 
-    Rows start at zero (``age == -1``: never pushed).
+    Rows start at zero (``age == -1``: never pushed). Node ids may live on any device; the
+    hot path (:class:`msgnn_lite.gas.GASGNN`) checks them once per batch, moves them to the
+    store's device and passes ``check=False``.
     """
 
     def __init__(self, num_nodes: int, num_channels: int, device="cpu", dtype: torch.dtype = torch.float32,
@@ -90,44 +96,78 @@ class History:
             pin_memory = self.device.type == "cpu" and torch.cuda.is_available()
         if pin_memory and self.device.type != "cpu":
             raise ValueError(f"pin_memory=True needs a CPU history, got device={self.device}")
-        self.emb = torch.zeros(self.num_nodes, self.num_channels, dtype=dtype, device=self.device)
+        self._emb = torch.zeros(self.num_nodes, self.num_channels, dtype=dtype, device=self.device)
         if pin_memory:
-            self.emb = self.emb.pin_memory()
+            self._emb = self._emb.pin_memory()
         self.pinned = bool(pin_memory)
         self.pushes = 0  # number of push calls so far
         self.last_push = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=self.device)
+        self._pending: list = []  # (ids, pinned rows, CUDA event): pushes whose copy to the host may be running
+
+    @property
+    def emb(self) -> Tensor:
+        """The store itself (every pending push written in first)."""
+        self._flush()
+        return self._emb
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.emb.dtype
+        return self._emb.dtype
 
-    def _ids(self, n_id, name: str = "n_id") -> Tensor:
+    def _ids(self, n_id, name: str = "n_id", check: bool = True) -> Tensor:
         if n_id is None:
             return torch.arange(self.num_nodes, device=self.device)
-        return check_node_ids(n_id, self.num_nodes, name).to(self.device)
+        if check:
+            n_id = check_node_ids(n_id, self.num_nodes, name)
+        return n_id.to(self.device)
+
+    def _flush(self) -> None:
+        """Write the pending asynchronous pushes into the store, oldest first."""
+        for idx, rows, done in self._pending:
+            done.synchronize()  # waits for that copy only, not for the GPU's whole queue
+            self._emb.index_copy_(0, idx, rows)
+        self._pending.clear()
 
     @torch.no_grad()
-    def pull(self, n_id: Tensor | None = None, device=None, dtype: torch.dtype | None = torch.float32) -> Tensor:
+    def pull(self, n_id: Tensor | None = None, device=None, dtype: torch.dtype | None = torch.float32, *,
+             check: bool = True) -> Tensor:
         """The stored rows ``emb[n_id]`` (all rows for ``None``) as a new tensor on ``device``
         (default: the store's) in ``dtype`` (default float32; ``None`` keeps the storage dtype).
-        The result does not require grad: histories are constants for autograd."""
-        rows = take_rows(self.emb, self._ids(n_id))
+        The result does not require grad: histories are constants for autograd. ``check=False``
+        skips the id checks (ids already checked and on the store's device)."""
+        self._flush()
+        idx = self._ids(n_id, check=check)
         target = self.device if device is None else torch.device(device)
-        return rows.to(device=target, dtype=dtype or rows.dtype, non_blocking=self.pinned)
+        dtype = dtype or self._emb.dtype
+        if self.pinned and target.type == "cuda":  # gather into pinned memory, copy without blocking
+            rows = torch.empty((idx.numel(), self.num_channels), dtype=self._emb.dtype, pin_memory=True)
+            torch.index_select(self._emb, 0, idx, out=rows)
+            return rows.to(target, non_blocking=True).to(dtype)
+        return take_rows(self._emb, idx).to(device=target, dtype=dtype)
 
     @torch.no_grad()
-    def push(self, x: Tensor, n_id: Tensor | None = None) -> None:
+    def push(self, x: Tensor, n_id: Tensor | None = None, *, check: bool = True) -> None:
         """Overwrite rows ``n_id`` (all rows for ``None``) with ``x.detach()``.
 
         ``x`` must have shape ``[len(n_id), num_channels]``; ids should be distinct (with
-        duplicates, which row wins is unspecified)."""
-        idx = self._ids(n_id)
+        duplicates, which row wins is unspecified). From a GPU into a pinned store the copy is
+        asynchronous: the rows land in the store before its next read or write."""
+        idx = self._ids(n_id, check=check)
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a tensor of shape [{idx.numel()}, {self.num_channels}], got {type(x).__name__}")
         if x.dim() != 2 or x.size(0) != idx.numel() or x.size(1) != self.num_channels:
             raise ValueError(f"x must have shape [len(n_id), num_channels] = [{idx.numel()}, {self.num_channels}], "
                              f"got {list(x.shape)}")
-        self.emb.index_copy_(0, idx, x.detach().to(device=self.device, dtype=self.emb.dtype))
+        x = x.detach().to(dtype=self._emb.dtype)
+        if self.pinned and x.is_cuda:
+            rows = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+            rows.copy_(x, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(torch.cuda.current_stream(x.device))
+            self._pending.append((idx, rows, done))
+        else:
+            self._flush()
+            self._emb.index_copy_(0, idx, x.to(self.device))
         self.pushes += 1
         self.last_push.index_fill_(0, idx, self.pushes)
 
@@ -138,13 +178,14 @@ class History:
 
     def reset(self) -> None:
         """Zero every row and forget the push history."""
-        self.emb.zero_()
+        self._flush()
+        self._emb.zero_()
         self.last_push.fill_(-1)
         self.pushes = 0
 
     def nbytes(self) -> int:
         """Bytes of the embedding store (the bookkeeping ``last_push`` counter excluded)."""
-        return self.emb.numel() * self.emb.element_size()
+        return self._emb.numel() * self._emb.element_size()
 
     def __repr__(self) -> str:
         return (f"History(num_nodes={self.num_nodes}, num_channels={self.num_channels}, dtype={self.dtype}, "

@@ -30,6 +30,12 @@ first), ``batch_size`` (number of outputs), ``output_node_mask``, ``e_id``, loca
 ``edge_index`` and the node attributes sliced. Node sets are cached on disk (keyed by the
 graph and every argument, written atomically, read with ``weights_only=True``).
 :func:`ibmb_inference` runs any trained model over such batches.
+
+Devices: the node sets are set-up work on the host (numba push-PPR, METIS, union-find; the
+topic-sensitive PPR runs on the graph's device), computed once. The batches are then built on
+the data's device: a loader on CPU data yields CPU batches, one on CUDA data CUDA batches,
+with no host copies while iterating. The epoch order indexes the Python list of batches, so
+it is drawn on the CPU (see ``generator``).
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ from .loader import check_loader_options, induced_subgraph, to_csr
 from .partition import cache_dir, graph_key, metis_partition
 from .ppr import HAVE_NUMBA, as_node_ids, check_alpha, check_eps, push_ppr, topic_ppr
 from .sparse import take_rows as _take
-from .utils import atomic_path
+from .utils import atomic_path, device_generator, load_cache, to_device
 
 __all__ = ["merge_outputs", "node_wise_node_sets", "batch_wise_node_sets", "label_distributions",
            "symmetric_kl", "kl_tour", "IBMBNodeLoader", "IBMBBatchLoader", "ibmb_inference", "BATCH_ORDERS"]
@@ -104,10 +110,13 @@ def merge_outputs(output_nodes: Tensor, ppr_nodes: Tensor, ppr_scores: Tensor, m
     joined (union-find) unless the joined group would exceed ``max_outputs``; the groups
     left are then packed into as few batches as fit the cap (largest first, each into the
     emptiest open batch). Returns one tensor of output-node ids per batch, every output
-    node in exactly one.
+    node in exactly one. Union-find is host code: the inputs are copied to the CPU once and
+    the batches returned on the device of ``output_nodes``.
     """
     max_outputs = check_positive_int(max_outputs, "num_nodes_per_batch")
+    dev = output_nodes.device
     out = output_nodes.cpu().long()
+    ppr_nodes, ppr_scores = ppr_nodes.cpu(), ppr_scores.cpu()
     m = out.numel()
     num_nodes = int(max(int(out.max()), int(ppr_nodes.max())) + 1)
     pos = torch.full((num_nodes,), -1, dtype=torch.long)
@@ -145,7 +154,7 @@ def merge_outputs(output_nodes: Tensor, ppr_nodes: Tensor, ppr_scores: Tensor, m
     batches = []
     for groups in bins:
         idx = torch.cat([member.indices[starts[g]:starts[g + 1]] for g in groups])
-        batches.append(torch.sort(out[idx]).values)
+        batches.append(torch.sort(out[idx]).values.to(dev))
     return batches
 
 
@@ -156,9 +165,12 @@ def node_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tensor
 
     A batch's node set is its output nodes (first, ascending) followed by the union of
     their top-``num_auxiliary_nodes`` PPR nodes that are not outputs of the batch (ascending).
+    Computed on the CPU (push-PPR and union-find are host code; the graph is copied there once);
+    the tensors returned are on the device of ``edge_index``.
     """
+    dev = edge_index.device
     t0 = time.perf_counter()
-    ppr = push_ppr(edge_index, num_nodes, output_nodes, alpha=alpha, eps=eps, topk=num_auxiliary_nodes,
+    ppr = push_ppr(edge_index.cpu(), num_nodes, output_nodes, alpha=alpha, eps=eps, topk=num_auxiliary_nodes,
                    backend=backend)
     t1 = time.perf_counter()
     outputs = merge_outputs(ppr.sources, ppr.nodes, ppr.scores, num_nodes_per_batch)
@@ -170,7 +182,7 @@ def node_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tensor
         node_sets.append(_outputs_first(out, aux[aux >= 0], num_nodes))
     timings = {"ppr_s": t1 - t0, "batching_s": time.perf_counter() - t1, "ppr_edge_visits": ppr.pushes,
                "ppr_backend": ppr.backend}
-    return outputs, node_sets, timings
+    return [o.to(dev) for o in outputs], [s.to(dev) for s in node_sets], timings
 
 
 def _outputs_first(outputs: Tensor, aux: Tensor, num_nodes: int) -> Tensor:
@@ -194,6 +206,8 @@ def batch_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tenso
     batch (parts without outputs are dropped). The batch's node set is its outputs plus the
     highest-scoring nodes of the topic-sensitive PPR of those outputs, up to
     ``ceil(batch_expand_ratio * part size)`` nodes in all (PyG's ``batch_expand_ratio``).
+    METIS and the batching run on the CPU, the PPR power iteration on ``device`` (default: the
+    device of ``edge_index``); the tensors returned are on the device of ``edge_index``.
     """
     num_partitions = check_positive_int(num_partitions, "num_partitions")
     if num_partitions > num_nodes:
@@ -202,6 +216,8 @@ def batch_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tenso
     ratio = float(batch_expand_ratio)
     if not ratio > 0:
         raise ValueError(f"batch_expand_ratio must be > 0, got {batch_expand_ratio}")
+    dev = edge_index.device
+    edge_index, output_nodes = edge_index.cpu(), output_nodes.cpu()
     t0 = time.perf_counter()
     part = metis_partition(edge_index, num_nodes, num_partitions, seed=seed)
     t1 = time.perf_counter()
@@ -212,17 +228,18 @@ def batch_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tenso
     outputs = [torch.sort(o).values for o in torch.split(output_nodes[order.indices], counts.tolist()) if o.numel()]
     budgets = [max(1, math.ceil(ratio * int(part_sizes[p]))) for p in range(num_partitions) if int(counts[p])]
     tops = topic_ppr(edge_index, num_nodes, outputs, alpha=alpha, num_iterations=approximate_ppr_iterations,
-                     topk=budgets, device=device)
+                     topk=budgets, device=dev if device is None else device)
     t2 = time.perf_counter()
     node_sets = []
     is_out = torch.zeros(num_nodes, dtype=torch.bool)
     for out, top, budget in zip(outputs, tops, budgets):
+        top = top.cpu()
         is_out[out] = True
         aux = top[~is_out[top]][:max(0, budget - out.numel())]  # by descending score
         is_out[out] = False
         node_sets.append(torch.cat([out, torch.sort(aux).values]))
     timings = {"partition_s": t1 - t0, "ppr_s": t2 - t1, "batching_s": time.perf_counter() - t2}
-    return outputs, node_sets, timings
+    return [o.to(dev) for o in outputs], [s.to(dev) for s in node_sets], timings
 
 
 # --------------------------------------------------------------------------------------
@@ -232,10 +249,10 @@ def batch_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tenso
 def label_distributions(outputs: list[Tensor], y: Tensor, num_classes: int | None = None,
                         smoothing: float = 1e-3) -> Tensor:
     """``[num_batches, num_classes]``: each batch's label histogram over its output nodes,
-    normalized, with ``smoothing`` added so the KL divergence stays finite."""
-    y = y.cpu().view(-1)
+    normalized, with ``smoothing`` added so the KL divergence stays finite. On ``y``'s device."""
+    y = y.view(-1)
     c = int(y.max()) + 1 if num_classes is None else num_classes
-    hist = torch.stack([torch.bincount(y[o.cpu()], minlength=c).double() for o in outputs])
+    hist = torch.stack([torch.bincount(y[o.to(y.device)], minlength=c).double() for o in outputs])
     hist = hist / hist.sum(1, keepdim=True).clamp(min=1) + smoothing
     return hist / hist.sum(1, keepdim=True)
 
@@ -251,12 +268,13 @@ def symmetric_kl(p: Tensor) -> Tensor:
 
 def kl_tour(divergence: Tensor, start: int = 0) -> Tensor:
     """A heuristic tour through all batches that keeps consecutive batches far apart:
-    from ``start``, always step to the unvisited batch with the largest divergence."""
+    from ``start``, always step to the unvisited batch with the largest divergence. A greedy
+    host loop (one ``argmax`` read per step), run once; the tour is on ``divergence``'s device."""
     d = divergence.clone().double()
     b = d.size(0)
     if not 0 <= start < b:
         raise ValueError(f"start must lie in [0, {b}), got {start}")
-    visited = torch.zeros(b, dtype=torch.bool)
+    visited = torch.zeros(b, dtype=torch.bool, device=d.device)
     tour = [start]
     visited[start] = True
     for _ in range(b - 1):
@@ -264,12 +282,21 @@ def kl_tour(divergence: Tensor, start: int = 0) -> Tensor:
         nxt = int(row.argmax())
         tour.append(nxt)
         visited[nxt] = True
-    return torch.tensor(tour)
+    return torch.tensor(tour, device=d.device)
 
 
 # --------------------------------------------------------------------------------------
 # The loaders.
 # --------------------------------------------------------------------------------------
+
+def _valid_cache(obj) -> bool:
+    """The structure the IBMB loaders write: packed outputs and node sets, and their timings."""
+    keys = ("outputs", "outputs_ptr", "node_sets", "node_sets_ptr")
+    return (isinstance(obj, dict) and all(isinstance(obj.get(k), Tensor) for k in keys)
+            and isinstance(obj.get("timings"), dict) and obj["outputs_ptr"].numel() == obj["node_sets_ptr"].numel()
+            and int(obj["outputs_ptr"][-1]) == obj["outputs"].numel()
+            and int(obj["node_sets_ptr"][-1]) == obj["node_sets"].numel())
+
 
 _CACHE_VERSION = "2"  # bump when the node-set construction changes, so old caches are not reused
 
@@ -316,7 +343,7 @@ class _IBMBLoader:
             raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
         self.data = data
         self.batch_order = batch_order
-        self.generator = generator
+        self.generator = device_generator(generator, "cpu")  # the epoch order is drawn on the host
         n = data.num_nodes
         self.output_nodes = as_node_ids(input_nodes, n, "input_nodes")
         edge_index = data.edge_index
@@ -326,8 +353,8 @@ class _IBMBLoader:
         if cache:
             folder = Path(save_dir) if save_dir is not None else cache_dir() / "ibmb"
             path = folder / f"{self.kind}_{_cache_key(self.kind, edge_index, n, self.output_nodes, args)}.pt"
-        if path is not None and path.exists():
-            stored = torch.load(path, weights_only=True)
+        stored = load_cache(path, _valid_cache) if path is not None else None  # a damaged file is rebuilt
+        if stored is not None:
             outputs = _unpack(stored["outputs"], stored["outputs_ptr"])
             node_sets = _unpack(stored["node_sets"], stored["node_sets_ptr"])
             self.timings = dict(stored["timings"])
@@ -382,11 +409,12 @@ class _IBMBLoader:
             y = getattr(self.data, "y", None)
             if y is None:
                 raise ValueError("batch_order 'order'/'sample' needs data.y (labels of the output nodes)")
-            self._divergence = symmetric_kl(label_distributions(self.outputs, y))
+            self._divergence = symmetric_kl(label_distributions(self.outputs, y.cpu()))  # host scheduling
         return self._divergence
 
     def epoch_order(self) -> Tensor:
-        """The batch indices for one epoch, according to ``batch_order``."""
+        """The batch indices for one epoch, according to ``batch_order`` (a CPU tensor: it
+        indexes the list of batches, so drawing it on the host needs no device sync)."""
         b = len(self.batches)
         if self.batch_order == "rand" or b == 1:
             return torch.randperm(b, generator=self.generator)
@@ -462,7 +490,10 @@ class IBMBNodeLoader(_IBMBLoader):
         PyG's; only ``"edge_index"``, ``batch_size=1`` and ``shuffle=False`` (the order is
         ``batch_order``'s) are supported; DataLoader worker options are ignored.
     generator:
-        Seeds the ``"rand"``/``"sample"`` orders.
+        Seeds the ``"rand"``/``"sample"`` orders. The order indexes the list of batches and is
+        drawn on the CPU: a CPU generator is used as it is (the same stream on any data
+        device); one of another device seeds a CPU generator from one draw
+        (:func:`~msgnn_lite.utils.device_generator`).
     """
 
     kind = "node"
@@ -527,7 +558,7 @@ def ibmb_inference(model: nn.Module, loader: _IBMBLoader, device=None) -> Tensor
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     out = None
     for b in loader.batches:
-        b = b if b.edge_index.device == dev else b.to(dev)
+        b = to_device(b, dev)  # a copy: the loader's own batches stay where they were built
         logits = model(b.x, graph_input(model, b))[:b.batch_size]
         if out is None:
             out = torch.full((loader.data.num_nodes, logits.size(1)), float("nan"), device=dev)

@@ -45,9 +45,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from .checks import check_edge_index, check_positive_int
+from .checks import check_edge_index, check_graph, check_positive_int, check_unique
 from .sparse import SparseAdjacency, _csr, build_adjacency
 from .sparse import take_rows as _take
+from .utils import device_generator
 
 __all__ = ["CSRGraph", "to_csr", "sample_neighbors", "induced_subgraph", "NeighborLoader", "layerwise_inference",
            "receptive_field_size", "ClusterData", "ClusterLoader", "GraphSAINTSampler", "GraphSAINTNodeSampler",
@@ -92,7 +93,12 @@ def check_loader_options(owner: str, kwargs: dict, **pyg_features) -> None:
 
 
 def attribute_keys(data: Data) -> tuple[list[str], list[str]]:
-    """The node-level and edge-level tensor attributes of ``data`` (besides ``edge_index``)."""
+    """The node-level and edge-level tensor attributes of ``data`` (besides ``edge_index``).
+
+    Every loader calls this once at construction, so it is also where the graph is checked
+    (:func:`msgnn_lite.checks.check_graph`, labels excepted): a node attribute of the wrong
+    length would otherwise be taken for a graph-level one and silently left out of the batches."""
+    check_graph(data, labels=False)
     keys = [k for k, v in data.items() if isinstance(v, Tensor) and k != "edge_index"]
     return [k for k in keys if data.is_node_attr(k)], [k for k in keys if data.is_edge_attr(k)]
 
@@ -250,6 +256,7 @@ def _as_index(input_nodes, num_nodes: int, device) -> Tensor:
         idx = input_nodes.long()
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_nodes):
             raise ValueError(f"input_nodes holds ids outside [0, {num_nodes})")
+        check_unique(idx, "input_nodes")  # a seed listed twice would be rejected in some batches only
     if idx.numel() == 0:
         raise ValueError("input_nodes selects no node; it must select at least one")
     return idx.to(device)
@@ -283,8 +290,10 @@ class NeighborLoader:
         Seed nodes per batch; shuffle the seeds each epoch; drop the last incomplete batch
         (DataLoader options, keyword-only as in PyG).
     generator:
-        A ``torch.Generator`` on the data's device for reproducible shuffling and sampling;
-        default: the global RNG (seeded by ``seed_everything``).
+        A ``torch.Generator`` for reproducible shuffling and sampling; one of another device
+        than the data's (e.g. a seeded CPU generator for CUDA data) seeds a generator on the
+        data's device (:func:`msgnn_lite.utils.device_generator`). Default: the global RNG
+        (seeded by ``seed_everything``).
     **kwargs:
         DataLoader worker options (``num_workers``, ``pin_memory``, ...), ignored.
     """
@@ -312,10 +321,11 @@ class NeighborLoader:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.data = data
         self.num_neighbors = list(num_neighbors)
-        self.shuffle, self.replace, self.drop_last, self.generator = shuffle, replace, drop_last, generator
+        self.shuffle, self.replace, self.drop_last = shuffle, replace, drop_last
         self.transform = transform
         n = data.num_nodes
         self.device = data.edge_index.device
+        self.generator = device_generator(generator, self.device)  # random numbers drawn where the graph lives
         self.csr = to_csr(data.edge_index, n, by="dst")
         self.input_nodes = _as_index(input_nodes, n, self.device)
         self._assoc = torch.full((n,), -1, dtype=torch.long, device=self.device)

@@ -32,10 +32,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from .checks import check_fraction, check_positive_int
-from .coarsening import METHODS, coarsen, coarsen_hierarchy, level_sizes, method_for_epoch, num_kept, select_nodes
+from .checks import check_fraction, check_positive_int, trusted
+from .coarsening import METHODS, coarsen, coarsest, level_sizes, method_for_epoch, num_kept, select_nodes
 from .sparse import SparseAdjacency, build_adjacency
 from .train import TrainResult, fit
+from .utils import device_generator, resolve_device, to_device
 
 __all__ = [
     "Work",
@@ -151,9 +152,14 @@ def _operator(model: nn.Module, g: Data, undirected: bool | None = None):
     return adj
 
 
+def _where(mask: Tensor) -> Tensor:
+    """The indices of a bool mask's true entries (a host read: their number)."""
+    return torch.nonzero(mask).view(-1)
+
+
 def _select(t: Tensor, mask: Tensor) -> Tensor:
     """``t[mask]`` through ``index_select`` (fast on a busy CPU, see coarsening._take)."""
-    return torch.index_select(t, 0, torch.nonzero(mask).view(-1))
+    return torch.index_select(t, 0, _where(mask))
 
 
 def masked_loss(out: Tensor, g: Data, mask: Tensor) -> Tensor:
@@ -166,12 +172,11 @@ def evaluate_full(model: nn.Module, data: Data, adj=None) -> dict:
     """Accuracies on the three splits and the validation loss on the full graph."""
     model.eval()
     out = model(data.x, adj if adj is not None else _operator(model, data))
-    res = {}
-    for split in ("train", "val", "test"):
-        mask = data[f"{split}_mask"]
-        res[f"{split}_acc"] = float((_select(out, mask).argmax(-1) == _select(data.y, mask)).float().mean())
-    res["val_loss"] = float(masked_loss(out, data, data.val_mask))
-    return res
+    values = [(_select(out, data[f"{split}_mask"]).argmax(-1) == _select(data.y, data[f"{split}_mask"])).float().mean()
+              for split in ("train", "val", "test")]
+    values.append(masked_loss(out, data, data.val_mask).float())
+    train, val, test, val_loss = torch.stack(values).tolist()  # one host read
+    return {"train_acc": train, "val_acc": val, "test_acc": test, "val_loss": val_loss}
 
 
 def _nnz(adj, g: Data) -> int:
@@ -197,9 +202,14 @@ class MultiscaleTrainer:
 
     ``resample_every``: a random or subgraph selection is drawn afresh every this many
     epochs (``1``, the paper's setting, draws one per epoch). Building a coarse graph and
-    its normalized operator costs about as much as a training step on it (on a 1M-node
-    graph: 0.5-0.85 s to coarsen and build the operator, against 0.34-1.06 s per step), so drawing less often is what
-    makes coarse epochs cheap in wall time; top-k graphs are deterministic and always reused.
+    its normalized operator can cost as much as a training step on it (see the cost table of
+    ``python -m msgnn_lite.bench multiscale --large``), so drawing less often is what makes
+    coarse epochs cheap in wall time; top-k graphs are deterministic and always reused.
+
+    Coarse graphs are drawn on ``data``'s device with a generator of that device (seeded by
+    ``seed``; on the CPU the same stream as ``torch.Generator().manual_seed(seed)``). A step reads
+    one number back to the host, its loss: a graph's training nodes are listed once per draw.
+    A step on a coarse graph without training nodes is skipped (loss 0, no work).
     """
 
     def __init__(self, data: Data, schedule: list[tuple[int, int]], *, ratio: float = 0.5, method: str = "random",
@@ -217,12 +227,13 @@ class MultiscaleTrainer:
             raise ValueError("schedule is empty; it must list (level, epochs) pairs")
         self.levels = max(lvl for lvl, _ in self.schedule)
         level_sizes(int(data.num_nodes), self.levels, self.ratio)  # clear error if too many levels
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = device_generator(torch.Generator().manual_seed(seed), data.edge_index.device)
         self.epoch_levels = [lvl for lvl, n in self.schedule for _ in range(check_positive_int(n, "schedule epochs"))]
         self.epoch = 0
         self.records: list[dict] = []
         self._fixed: dict = {}
         self._full_adj = None
+        self._full_train: Tensor | None = None
         self.undirected = _is_undirected(data.edge_index, int(data.num_nodes))
 
     @property
@@ -237,24 +248,24 @@ class MultiscaleTrainer:
         if concrete == "topk":  # deterministic: build once
             key = (level, id(data))
             if key not in self._fixed:
-                self._fixed[key] = coarsen_hierarchy(data, level, ratio=self.ratio, method="topk", k=self.k)[-1]
+                self._fixed[key] = coarsest(data, level, ratio=self.ratio, method="topk", k=self.k)
             return self._fixed[key]
-        return coarsen_hierarchy(data, level, ratio=self.ratio, method=concrete, k=self.k, hops=self.hops,
-                                 generator=self.generator)[-1]
+        return coarsest(data, level, ratio=self.ratio, method=concrete, k=self.k, hops=self.hops,
+                        generator=self.generator)
 
     def _coarse(self, model: nn.Module, data: Data, level: int, epoch: int):
-        """The coarse graph of this epoch and its operator, drawn again only every
-        ``resample_every`` epochs (top-k: built once)."""
+        """The coarse graph of this epoch, its operator and its training nodes, drawn again
+        only every ``resample_every`` epochs (top-k: built once)."""
         concrete = method_for_epoch(self.method, epoch)
         key = (level, concrete)
         drawn = self._drawn.get(key)
         if drawn is None or (concrete != "topk" and epoch - drawn[0] >= self.resample_every):
             g = self.graph_for(data, level, epoch)
-            drawn = (epoch, g, _operator(model, g, self.undirected))
+            drawn = (epoch, g, _operator(model, g, self.undirected), _where(g.train_mask))
             # keep only this level's graphs: the schedule never returns to a coarser level
             self._drawn = {kk: v for kk, v in self._drawn.items() if kk[0] == level}
             self._drawn[key] = drawn
-        return drawn[1], drawn[2]
+        return drawn[1:]
 
     def __call__(self, model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
         epoch = self.epoch
@@ -265,18 +276,19 @@ class MultiscaleTrainer:
             g = data
             if self._full_adj is None:
                 self._full_adj = _operator(model, data, self.undirected)
-            adj = self._full_adj
+            if self._full_train is None:
+                self._full_train = _where(data.train_mask)
+            adj, train = self._full_adj, self._full_train
         else:
-            g, adj = self._coarse(model, data, level, epoch)
+            g, adj, train = self._coarse(model, data, level, epoch)
         record = {"level": level, "nodes": int(g.num_nodes), "nnz": _nnz(adj, g)}
-        mask = g.train_mask
-        if not bool(mask.any()):  # no labelled node survived this coarsening: skip the step
-            record["work"] = Work()
+        if train.numel() == 0:  # no labelled node survived this coarsening: skip the step (loss 0, no work;
+            record["work"] = Work()  # a NaN would read as a diverged run in fit)
             self.records.append(record)
-            return float("nan")
+            return 0.0
         optimizer.zero_grad(set_to_none=True)
         out = model(g.x, adj)
-        loss = masked_loss(out, g, mask)
+        loss = F.cross_entropy(torch.index_select(out, 0, train), torch.index_select(g.y, 0, train))
         loss.backward()
         optimizer.step()
         record["work"] = step_work(model, record["nodes"], record["nnz"], _x_nnz(g.x))
@@ -344,10 +356,8 @@ def train_multiscale(model: nn.Module, data: Data, *, levels: int, epochs: int, 
     schedule = paper_schedule(levels, epochs) if schedule is None else list(schedule)
     if schedule and max(lvl for lvl, _ in schedule) > levels:
         raise ValueError(f"schedule uses a level above levels={levels}")
-    from .utils import resolve_device
-
     dev = resolve_device(device)
-    data = data.to(dev)
+    data = to_device(data, dev)
     trainer = MultiscaleTrainer(data, schedule, ratio=ratio, method=method, k=k, hops=hops, seed=seed,
                                 resample_every=resample_every)
     full_adj = _operator(model, data, trainer.undirected)
@@ -443,24 +453,26 @@ def multiscale_loss(model: nn.Module, data: Data, *, levels: int, ratio: float =
     check_fraction(ratio, "ratio")
     batches = _as_list(batch_ratio, levels, "batch_ratio")
     level_sizes(int(data.num_nodes), levels, ratio)
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    # random numbers on the graph's device (the CPU generator itself for a CPU graph)
+    gen = device_generator(generator if generator is not None else torch.Generator().manual_seed(0),
+                           data.edge_index.device)
     if levels == 0:  # the plain gradient (on a subgraph batch when batch_ratio < 1)
         if batches[0] < 1.0:
             n = int(data.num_nodes)
             keep = select_nodes(data.edge_index, n, num_kept(n, batches[0]), "subgraph", hops=hops, generator=gen)
-            return graph_loss(model, coarsen(data, keep, k=1))
+            with trusted():  # select_nodes' ids are distinct and in range
+                return graph_loss(model, coarsen(data, keep, k=1))
         return graph_loss(model, data)
-    coarsest = coarsen_hierarchy(data, levels, ratio=ratio, method=method, k=k, hops=hops, generator=gen)[-1]
-    total, work = graph_loss(model, coarsest)
+    total, work = graph_loss(model, coarsest(data, levels, ratio=ratio, method=method, k=k, hops=hops, generator=gen))
     if form == "coarse":
         return total, work
     for lvl in range(levels):
-        g = coarsen_hierarchy(data, lvl, ratio=ratio, method=method, k=k, hops=hops, generator=gen)[-1] \
-            if lvl > 0 else data
+        g = coarsest(data, lvl, ratio=ratio, method=method, k=k, hops=hops, generator=gen) if lvl > 0 else data
         if batches[lvl] < 1.0:
             n = int(g.num_nodes)
             keep = select_nodes(g.edge_index, n, num_kept(n, batches[lvl]), "subgraph", hops=hops, generator=gen)
-            g = coarsen(g, keep, k=1)
+            with trusted():  # select_nodes' ids are distinct and in range
+                g = coarsen(g, keep, k=1)
         if int(g.num_nodes) < 2:
             continue
         c = coarsen(g, ratio=ratio, method=method, k=k, hops=hops, generator=gen)
@@ -480,24 +492,35 @@ def flat_grad(model: nn.Module) -> Tensor:
 
 class multiscale_gradient_step:  # noqa: N801 (used like a function: a train_step for fit)
     """A ``train_step`` for :func:`msgnn_lite.train.fit` that descends along the
-    multiscale gradient estimate (:func:`multiscale_loss`); records the work per step."""
+    multiscale gradient estimate (:func:`multiscale_loss`); records the work per step.
+
+    ``generator`` is a CPU generator seeded by ``seed``; on another device the draws use one
+    generator of that device derived from it once (:func:`~msgnn_lite.utils.device_generator`)."""
 
     def __init__(self, *, levels: int, ratio: float = 0.5, batch_ratio=0.25, method: str = "random", k: int = 1,
                  hops: int = 2, form: str = "telescoping", seed: int = 0):
         self.kwargs = dict(levels=levels, ratio=ratio, batch_ratio=batch_ratio, method=method, k=k, hops=hops,
                            form=form)
         self.generator = torch.Generator().manual_seed(seed)
+        self._device_generator: torch.Generator | None = None
         self.work: list[Work] = []
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        gen = self._device_generator
+        if gen is None or gen.device.type != device.type:
+            gen = self._device_generator = device_generator(self.generator, device)
+        return gen
 
     def __call__(self, model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss, work = multiscale_loss(model, data, generator=self.generator, **self.kwargs)
+        loss, work = multiscale_loss(model, data, generator=self._generator(data.edge_index.device), **self.kwargs)
         if loss.requires_grad:
             loss.backward()
             optimizer.step()
         self.work.append(work)
-        return float(loss.detach()) if math.isfinite(float(loss.detach())) else float("nan")
+        value = float(loss.detach())  # the step's one host read
+        return value if math.isfinite(value) else float("nan")
 
 
 def train_multiscale_gradient(model: nn.Module, data: Data, *, levels: int, epochs: int, ratio: float = 0.5,
@@ -510,11 +533,9 @@ def train_multiscale_gradient(model: nn.Module, data: Data, *, levels: int, epoc
     ego-subgraph batches, with the same full-graph evaluation, model selection and work/time
     accounting as :func:`train_multiscale` (so :func:`compare_methods` can put it beside
     coarse-to-fine). ``levels=0`` with ``batch_ratio < 1`` is plain subgraph-batch training."""
-    from .utils import resolve_device
-
     epochs = check_positive_int(epochs, "epochs")
     dev = resolve_device(device)
-    data = data.to(dev)
+    data = to_device(data, dev)
     step = multiscale_gradient_step(levels=levels, ratio=ratio, batch_ratio=batch_ratio, method=method, k=k,
                                     hops=hops, form=form, seed=seed)
     full_adj = _operator(model, data)
@@ -530,9 +551,9 @@ def gradient_study(model: nn.Module, data: Data, estimators: dict, samples: int 
     """Bias and variance of gradient estimators against the exact full-graph gradient.
 
     ``estimators`` maps a name to keyword arguments of :func:`multiscale_loss` (``levels``,
-    ``ratio``, ``batch_ratio``, ``method``, ``form``, ...). The model is put in eval mode
+    ``ratio``, ``batch_ratio``, ``method``, ``form``, ...). The model is moved to ``data``'s device and put in eval mode
     (no dropout; BatchNorm uses its running statistics) so the only randomness is the
-    graph sampling. For each estimator, over ``samples`` draws:
+    graph sampling, drawn on that device. For each estimator, over ``samples`` draws:
 
     * ``cost``: mean work per draw in fine-gradient units;
     * ``bias``: ``|E g - g_0| / |g_0|`` (includes Monte Carlo error ``~ sqrt(var / samples)``);
@@ -542,7 +563,7 @@ def gradient_study(model: nn.Module, data: Data, estimators: dict, samples: int 
     * ``cosine``: mean cosine similarity of a single draw with ``g_0``.
     """
     samples = check_positive_int(samples, "samples", minimum=2)
-    model.eval()
+    model.to(data.edge_index.device).eval()
     model.zero_grad(set_to_none=True)
     loss0, work0 = graph_loss(model, data)
     loss0.backward()
@@ -550,7 +571,7 @@ def gradient_study(model: nn.Module, data: Data, estimators: dict, samples: int 
     norm = float(exact.norm())
     rows = []
     for name, kwargs in estimators.items():
-        gen = torch.Generator().manual_seed(seed)
+        gen = device_generator(torch.Generator().manual_seed(seed), data.edge_index.device)
         grads, costs = [], []
         for _ in range(samples):
             model.zero_grad(set_to_none=True)
@@ -592,10 +613,15 @@ def compare_methods(data: Data, make_model, configs: list[dict], *, epochs: int,
     until the full-graph validation accuracy first reaches it, and ``speedup_work`` /
     ``speedup_time`` the baseline's figures divided by the method's.
 
+    ``data`` is moved to ``device`` once (a copy; the caller's graph stays where it is), so the
+    runs share it rather than each copying it again.
+
     Returns ``(runs, histories)``: one row per (configuration, seed), and each run's history.
     """
     from .utils import seed_everything
 
+    device = resolve_device(device)
+    data = to_device(data, device)
     epochs = check_positive_int(epochs, "epochs")
     target_fraction = check_fraction(target_fraction, "target_fraction")
     if not target_tol >= 0:

@@ -33,7 +33,7 @@ from .checks import check_edge_index, check_positive_int
 from .loader import _segment_arange, attribute_keys, check_loader_options, subgraph_batch
 from .sparse import take_rows as _take
 from .sparse import SparseAdjacency, _compress, _csr
-from .utils import atomic_path
+from .utils import atomic_path, device_generator, load_cache
 
 __all__ = ["cache_dir", "graph_key", "metis_partition", "random_partition", "partition_stats", "ClusterData",
            "ClusterLoader", "diag_enhanced_adjacency"]
@@ -84,12 +84,14 @@ def metis_partition(edge_index: Tensor, num_nodes: int, num_parts: int, recursiv
         settings = f"{graph_key(edge_index, num_nodes)}_p{num_parts}_{'rec' if recursive else 'kway'}_s{seed}"
         path = Path(save_dir).expanduser() if save_dir is not None else cache_dir() / "partitions"
         path = path / (filename or f"metis_{settings}.pt")
-        if path.exists():
-            stored = torch.load(path, weights_only=True)
+        stored = load_cache(path, lambda obj: isinstance(obj, (Tensor, dict)))  # a damaged file is rebuilt
+        if stored is not None:
             if isinstance(stored, Tensor):  # files written before the settings were recorded
                 stored = {"part": stored, "settings": settings if filename is None else None}
             part = stored.get("part")
-            if stored.get("settings") == settings and isinstance(part, Tensor) and part.numel() == num_nodes:
+            if (stored.get("settings") == settings and isinstance(part, Tensor) and part.numel() == num_nodes
+                    and part.dtype == torch.long and (num_nodes == 0 or (int(part.min()) >= 0
+                                                                         and int(part.max()) < num_parts))):
                 if log:
                     print(f"METIS partition loaded from the cache ({path.name})")
                 return part
@@ -220,7 +222,7 @@ class ClusterData:
         """Cluster ``idx`` alone: the subgraph induced by its nodes (PyG's ``cluster_data[idx]``)."""
         if not -self.num_parts <= int(idx) < self.num_parts:
             raise IndexError(f"cluster index {idx} out of range for {self.num_parts} clusters")
-        return self.subgraph(torch.tensor([int(idx) % self.num_parts]))
+        return self.subgraph(torch.tensor([int(idx) % self.num_parts], device=self.partptr.device))
 
     def subgraph(self, clusters: Tensor) -> Data:
         """The subgraph induced by the union of ``clusters`` (edges between them included),
@@ -256,9 +258,10 @@ class ClusterData:
 def diag_enhanced_adjacency(edge_index: Tensor, num_nodes: int, diag_lambda: float) -> SparseAdjacency:
     """Cluster-GCN's diagonal enhancement (Eq. 11): ``A~ = (D+I)^-1 (A+I)``, then
     ``A~ + lambda * diag(A~)``. Returned as an operator usable by any msgnn_lite model."""
-    if diag_lambda < 0:
+    if not diag_lambda >= 0:  # also refuses NaN
         raise ValueError(f"diag_lambda must be >= 0, got {diag_lambda}")
-    n = num_nodes
+    n = check_positive_int(num_nodes, "num_nodes")
+    edge_index = check_edge_index(edge_index, n)  # the CSR below is built without invariant checks
     dev = edge_index.device
     src, dst = edge_index[0], edge_index[1]
     keep = src != dst
@@ -294,7 +297,8 @@ class ClusterLoader:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if self.batch_size > cluster_data.num_parts:
             raise ValueError(f"batch_size={batch_size} exceeds num_parts={cluster_data.num_parts}")
-        self.shuffle, self.drop_last, self.diag_lambda, self.generator = shuffle, drop_last, diag_lambda, generator
+        self.shuffle, self.drop_last, self.diag_lambda = shuffle, drop_last, diag_lambda
+        self.generator = device_generator(generator, cluster_data.partptr.device)  # draws where the clusters live
         self._node_keys, self._edge_keys = cluster_data._keys
 
     def __len__(self) -> int:

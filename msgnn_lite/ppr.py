@@ -29,6 +29,10 @@ Three ways to compute it, all here:
 
 Nodes without out-edges get a self-loop (the walk waits there), in all three, so no
 probability mass leaks.
+
+Devices: :func:`topic_ppr` runs on the graph's device. The push loop and the dense solve are
+CPU code (numba, numpy/scipy): they copy the graph to the CPU once, before the loop, and
+return their results on the device of ``edge_index``.
 """
 from __future__ import annotations
 
@@ -73,7 +77,8 @@ def check_eps(eps) -> float:
 def transition_csr(edge_index: Tensor, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Out-edge CSR ``(indptr, indices, out_degree)`` as numpy arrays, with a self-loop
     added to every node that has no out-edge. Duplicate edges are kept (they weigh double,
-    as in ``W = D^-1 A`` with multi-edges)."""
+    as in ``W = D^-1 A`` with multi-edges). numpy arrays live on the host: a GPU
+    ``edge_index`` is copied to the CPU once, here."""
     num_nodes = check_positive_int(num_nodes, "num_nodes")
     ei = check_edge_index(edge_index, num_nodes).cpu()
     src, dst = ei[0], ei[1]
@@ -296,6 +301,9 @@ def push_ppr(edge_index: Tensor, num_nodes: int, sources=None, alpha: float = 0.
     backend:
         ``"numba"`` (compiled, parallel over sources), ``"numpy"`` (vectorized scipy.sparse,
         for machines without numba) or ``"auto"`` (numba when installed).
+
+    Both backends run on the CPU: the graph is copied there once, and ``sources``, ``nodes``
+    and ``scores`` of the result are on the device of ``edge_index``.
     """
     num_nodes = check_positive_int(num_nodes, "num_nodes")
     alpha, eps = check_alpha(alpha), check_eps(eps)
@@ -319,12 +327,16 @@ def push_ppr(edge_index: Tensor, num_nodes: int, sources=None, alpha: float = 0.
         visits = _push_all(indptr, indices, deg, srcs, alpha, eps, k, nodes, scores, chunks)
         used = "numba"
     seconds = time.perf_counter() - t0
-    return PPRTopK(src, torch.from_numpy(nodes), torch.from_numpy(scores).float(), alpha, eps, used,
-                   int(visits), seconds)
+    dev = edge_index.device
+    return PPRTopK(src.to(dev), torch.from_numpy(nodes).to(dev), torch.from_numpy(scores).float().to(dev), alpha, eps,
+                   used, int(visits), seconds)
 
 
 def as_node_ids(nodes, num_nodes: int, name: str) -> Tensor:
-    """An index tensor (int64, 1-D, distinct ids in range) from ids, a bool mask or ``None`` (all)."""
+    """An index tensor (int64, 1-D, distinct ids in range) from ids, a bool mask or ``None`` (all).
+
+    The result is on the CPU whatever the input's device: node-id sets are set-up data for the
+    host-side PPR and batching code, and checking them reads their values anyway."""
     if nodes is None:
         return torch.arange(num_nodes)
     t = nodes if isinstance(nodes, Tensor) else torch.as_tensor(nodes)
@@ -373,7 +385,8 @@ def topic_ppr(edge_index: Tensor, num_nodes: int, topics: list, alpha: float = 0
 
     Returns the dense scores ``[N, len(topics)]`` when ``topk`` is None, else a list with,
     for each set, the ids of its ``topk`` (an int, or one int per set) highest-scoring
-    nodes with a positive score, by descending score.
+    nodes with a positive score, by descending score. It runs on ``device`` (default: the
+    device of ``edge_index``), and so do its results.
     """
     num_nodes = check_positive_int(num_nodes, "num_nodes")
     alpha = check_alpha(alpha)
@@ -399,17 +412,18 @@ def topic_ppr(edge_index: Tensor, num_nodes: int, topics: list, alpha: float = 0
         for _ in range(num_iterations):
             x = propagate(op, x).mul_(1.0 - alpha).add_(tele, alpha=alpha)
         if topk is None:
-            dense.append(x.cpu())
+            dense.append(x)
         else:
             for j in range(len(block)):
                 val, idx = torch.topk(x[:, j], ks[lo + j])
-                tops.append(idx[val > 0].cpu())  # never nodes the walk cannot reach
+                tops.append(idx[val > 0])  # never nodes the walk cannot reach
     return torch.cat(dense, 1) if topk is None else tops
 
 
 def exact_ppr(edge_index: Tensor, num_nodes: int, alpha: float = 0.25) -> Tensor:
     """Dense PPR matrix ``alpha (I - (1 - alpha) W)^-1`` (row ``s`` = PPR vector of ``s``).
-    ``O(N^3)``: for tests and toy graphs only."""
+    ``O(N^3)``: for tests and toy graphs only. Solved with numpy on the CPU; returned (float64)
+    on the device of ``edge_index``."""
     num_nodes = check_positive_int(num_nodes, "num_nodes")
     if num_nodes > 5000:
         raise ValueError(f"exact_ppr is dense (O(N^3)); num_nodes={num_nodes} is too large (at most 5000)")
@@ -418,4 +432,4 @@ def exact_ppr(edge_index: Tensor, num_nodes: int, alpha: float = 0.25) -> Tensor
     W = np.zeros((num_nodes, num_nodes))
     rows = np.repeat(np.arange(num_nodes), np.diff(indptr))
     np.add.at(W, (rows, indices), 1.0 / deg[rows])
-    return torch.from_numpy(alpha * np.linalg.inv(np.eye(num_nodes) - (1 - alpha) * W))
+    return torch.from_numpy(alpha * np.linalg.inv(np.eye(num_nodes) - (1 - alpha) * W)).to(edge_index.device)

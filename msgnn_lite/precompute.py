@@ -23,6 +23,9 @@ This module
   :func:`~msgnn_lite.train.fit` over mini-batches of precomputed rows (:func:`fit_precomputed`);
 * implements Correct & Smooth (:func:`label_propagation`, :func:`correct`, :func:`smooth`,
   :func:`correct_and_smooth`).
+
+Everything runs on the device of its inputs: the hops on the operator's, the mini-batches of
+rows on the features' (random orders drawn there too), Correct & Smooth on the operator's.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ from .checks import check_fraction, check_mask, check_positive_int
 from .models import GCN, feature_dropout, linear
 from .sparse import SparseAdjacency, build_adjacency, cached_adjacency, propagate, take_rows
 from .train import TrainResult, accuracy, fit
-from .utils import resolve_device, seed_everything, sync
+from .utils import device_generator, resolve_device, seed_everything, sync, to_device
 
 __all__ = ["sgc_features", "sign_features", "SGC", "SIGN", "fit_precomputed", "row_batch_step", "Precomputed",
            "label_propagation", "correct", "smooth", "correct_and_smooth", "CorrectAndSmooth", "compare_with_gcn"]
@@ -154,23 +157,31 @@ def _rows(xs: list[Tensor], index: Tensor) -> list[Tensor]:
 def row_batch_step(features: Sequence[Tensor], batch_size: int, generator: torch.Generator | None = None):
     """A ``train_step`` for :func:`~msgnn_lite.train.fit` on precomputed ``features`` (a list of
     ``[N, F]`` hop tensors): one epoch of shuffled mini-batches of ``batch_size`` training rows.
-    The model receives a list of row-slices; the graph is never touched."""
+    The model receives a list of row-slices; the graph is never touched.
+
+    The shuffle is drawn on the features' device, with ``generator`` if given (one of another
+    device seeds a generator there, :func:`~msgnn_lite.utils.device_generator`; a CPU generator
+    for CPU features is used as it is). The epoch's loss is summed on the device (in float64,
+    the same sum as Python floats) and read once per epoch, not once per batch."""
     batch_size = check_positive_int(batch_size, "batch_size")
     xs = list(features)
+    dev = xs[0].device
+    generator = device_generator(generator, dev)
 
     def step(m: nn.Module, d: Data, optimizer: torch.optim.Optimizer) -> float:
         m.train()
         train_idx = d.train_mask.nonzero().view(-1)
-        order = train_idx[torch.randperm(train_idx.numel(), generator=generator).to(train_idx.device)]
-        total = 0.0
+        perm = torch.randperm(train_idx.numel(), generator=generator, device=dev)
+        order = train_idx[perm.to(train_idx.device)]
+        total = torch.zeros((), dtype=torch.float64, device=order.device)
         for s in range(0, order.numel(), batch_size):
             idx = order[s:s + batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(m(_rows(xs, idx)), d.y[idx])
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * idx.numel()
-        return total / max(order.numel(), 1)
+            total += loss.detach().double() * idx.numel()
+        return float(total) / max(order.numel(), 1)
     return step
 
 
@@ -186,7 +197,8 @@ def fit_precomputed(model: nn.Module, features: Tensor | Sequence[Tensor], data:
     ``eval_batch_size`` (no graph needed). ``features`` is a tensor (SGC) or a list of hop
     tensors (SIGN); the model receives a list of row-slices either way (SGC uses the last).
     Returns the :class:`~msgnn_lite.train.TrainResult` (validation-selected test accuracy;
-    the graph is never touched) and the selected model's logits on every node.
+    the graph is never touched) and the selected model's logits on every node (on ``device``).
+    The features are copied to ``device``; the caller's ``data`` is not moved.
     """
     batch_size = check_positive_int(batch_size, "batch_size")
     eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
@@ -199,9 +211,10 @@ def fit_precomputed(model: nn.Module, features: Tensor | Sequence[Tensor], data:
             raise ValueError(f"features[{i}] must have shape [{data.num_nodes}, F] (one row per node), got {shape}")
     dev = resolve_device(device)
     xs = [x.to(dev) for x in xs]
-    # The graph is not needed any more: hand fit a Data without edges (nothing to move).
+    # The graph is not needed any more: hand fit a Data with no edges (nothing to move).
+    no_edges = torch.empty(2, 0, dtype=torch.long, device=data.y.device)
     rows = Data(y=data.y, train_mask=data.train_mask, val_mask=data.val_mask, test_mask=data.test_mask,
-                num_nodes=data.num_nodes)
+                edge_index=no_edges, num_nodes=data.num_nodes)
     gen = torch.Generator().manual_seed(seed)
 
     def logits_all(m: nn.Module) -> Tensor:
@@ -261,12 +274,13 @@ def label_propagation(y0: Tensor, adj: SparseAdjacency, alpha: float, num_layers
 
     With ``num_layers -> inf`` this converges to ``(1 - alpha) (I - alpha A)^-1 G0`` (for a
     normalized ``A`` with spectral radius <= 1 and ``alpha < 1``). ``post_step(G)`` is
-    applied after every step (C&S clamps there). ``alpha = 0`` returns ``G0``.
+    applied after every step (C&S clamps there). ``alpha = 0`` returns ``G0``. Runs on
+    ``adj``'s device (``y0`` is copied there if it is elsewhere).
     """
     alpha = _check_alpha(alpha, "alpha")
     num_layers = check_positive_int(num_layers, "num_layers", minimum=0)
     _check_x(y0, adj, "y0")
-    y0 = _dense(y0).to(adj.matrix.dtype)
+    y0 = _dense(y0).to(device=adj.device, dtype=adj.matrix.dtype)
     g = y0.clone()
     for _ in range(num_layers):
         g = alpha * propagate(adj, g) + (1 - alpha) * y0
@@ -279,6 +293,18 @@ def _one_hot(y: Tensor, num_classes: int, dtype) -> Tensor:
     return F.one_hot(y, num_classes).to(dtype)
 
 
+def _on_operator(adj: SparseAdjacency, y_soft: Tensor, y_true: Tensor, train_mask: Tensor):
+    """``y_soft`` (in the operator's dtype), ``y_true`` and ``train_mask`` on ``adj``'s device,
+    where C&S runs (no copy for tensors already there), and the mask as a ``[N, 1]`` column
+    for ``torch.where`` (row selection without the host sync of boolean indexing). Labels
+    outside the training rows are never read: they are set to 0 (they may be unknown, e.g. -1)."""
+    dev = adj.device
+    y_soft = y_soft.to(device=dev, dtype=adj.matrix.dtype)
+    train_mask = train_mask.to(dev)
+    y_true = y_true.to(dev).masked_fill(~train_mask, 0)
+    return y_soft, y_true, train_mask, train_mask.unsqueeze(1)
+
+
 @torch.no_grad()
 def correct(y_soft: Tensor, y_true: Tensor, train_mask: Tensor, adj: SparseAdjacency, alpha: float,
             num_layers: int = 50, autoscale: bool = True, scale: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -289,28 +315,24 @@ def correct(y_soft: Tensor, y_true: Tensor, train_mask: Tensor, adj: SparseAdjac
     each node's propagated error to the mean absolute training error (per node, as in the
     paper); otherwise the training rows are reset to ``E`` after every step and the result
     is ``y_soft + scale * propagated``.
+
+    Runs on ``adj``'s device (inputs elsewhere are copied there); the outputs are on it.
     """
     _check_soft(y_soft, adj)
     n, c = y_soft.shape
     y_true = _check_labels(y_true, n)
     check_mask(train_mask, n, "train_mask")
-    y_soft = y_soft.to(adj.matrix.dtype)
-    residual = torch.zeros_like(y_soft)
-    residual[train_mask] = _one_hot(y_true[train_mask], c, y_soft.dtype) - y_soft[train_mask]
+    y_soft, y_true, train_mask, rows = _on_operator(adj, y_soft, y_true, train_mask)
+    # onehot(y) - y_soft on the training rows, 0 elsewhere (y_true of other rows is never used)
+    residual = torch.where(rows, _one_hot(y_true, c, y_soft.dtype) - y_soft, torch.zeros_like(y_soft))
     if autoscale:
         err = label_propagation(residual, adj, alpha, num_layers, post_step=lambda g: g.clamp(-1.0, 1.0))
-        sigma = residual[train_mask].abs().sum() / int(train_mask.sum())
+        sigma = residual[train_mask].abs().sum() / train_mask.sum()  # mean absolute error of a training row
         norm = err.abs().sum(dim=1, keepdim=True)
         factor = torch.where(norm > 0, sigma / norm.clamp_min(1e-30), torch.ones_like(norm))
         factor = torch.where(factor > 1000, torch.ones_like(factor), factor)
         return y_soft + factor * err, residual
-    fixed = residual[train_mask]
-
-    def reset(g: Tensor) -> Tensor:
-        g[train_mask] = fixed
-        return g
-
-    err = label_propagation(residual, adj, alpha, num_layers, post_step=reset)
+    err = label_propagation(residual, adj, alpha, num_layers, post_step=lambda g: torch.where(rows, residual, g))
     return y_soft + float(scale) * err, residual
 
 
@@ -319,18 +341,17 @@ def smooth(y_soft: Tensor, y_true: Tensor, train_mask: Tensor, adj: SparseAdjace
            num_layers: int = 50, keep_train_labels: bool = True) -> Tensor:
     """C&S's *smooth* step: set the training rows to their one-hot labels, then propagate
     (``alpha``, clamped to [0, 1]). With ``keep_train_labels`` the training rows of the
-    result are the known labels again (they are given; propagation only blurs them)."""
+    result are the known labels again (they are given; propagation only blurs them).
+    Runs on ``adj``'s device (inputs elsewhere are copied there); the output is on it."""
     _check_soft(y_soft, adj)
     n, c = y_soft.shape
     y_true = _check_labels(y_true, n)
     check_mask(train_mask, n, "train_mask")
-    g0 = y_soft.to(adj.matrix.dtype).clone()
-    known = _one_hot(y_true[train_mask], c, g0.dtype)
-    g0[train_mask] = known
+    y_soft, y_true, train_mask, rows = _on_operator(adj, y_soft, y_true, train_mask)
+    known = _one_hot(y_true, c, y_soft.dtype)  # used on the training rows only
+    g0 = torch.where(rows, known, y_soft)
     out = label_propagation(g0, adj, alpha, num_layers, post_step=lambda g: g.clamp(0.0, 1.0))
-    if keep_train_labels:
-        out[train_mask] = known
-    return out
+    return torch.where(rows, known, out) if keep_train_labels else out
 
 
 @dataclass
@@ -353,6 +374,8 @@ def correct_and_smooth(y_soft: Tensor, y_true: Tensor, train_mask: Tensor, adj: 
     ``y_soft`` should be probabilities (e.g. ``logits.softmax(-1)``); ``adj`` the
     symmetric-normalized operator ``D^-1/2 A D^-1/2`` (``normalization="sym"``) as in the
     paper. Returns every stage, so a notebook can score base, corrected and smoothed.
+    Runs on ``adj``'s device: ``y_soft``, ``y_true`` and ``train_mask`` are copied there if
+    they are elsewhere (e.g. CPU logits with a GPU graph), and every stage is returned there.
     """
     for a, name in ((correct_alpha, "correct_alpha"), (smooth_alpha, "smooth_alpha")):
         _check_alpha(a, name)
@@ -385,7 +408,7 @@ def compare_with_gcn(data: Data, *, k: int = 2, hidden: int = 64, gcn_epochs: in
     """
     check_fraction(target_fraction, "target_fraction")
     dev = resolve_device(device)
-    data = data.to(dev)
+    data = to_device(data, dev)
     c = int(getattr(data, "num_classes", int(data.y.max()) + 1))
     f = int(data.x.size(1))
     sync(dev)

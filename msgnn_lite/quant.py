@@ -24,6 +24,12 @@ normalised adjacency's coefficients stay in FP32 (an integer kernel would fold t
 scales). :func:`integer_linear` runs the dense part of a trained INT8 layer in real integer
 arithmetic (``torch._int_mm``: int8 x int8 -> int32) and :func:`quantized_state_dict` packs
 the weights into ``bits``-bit bytes to measure the model's size honestly.
+
+Devices: quantization-aware training runs on the device of its inputs, without host syncs
+per layer once the ranges are tracked (protection probabilities by sort and search, not
+``bincount``; range state mirrored on the host). :func:`integer_forward` runs where ``x`` is.
+:func:`int8_inference_timings` is CPU-only by design: it times CPU inference, on copies of the
+models and data moved to the CPU (the caller's stay on their device).
 """
 from __future__ import annotations
 
@@ -34,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import check_fraction, check_positive_int
+from .checks import check_edge_index, check_fraction, check_positive_int
 from .models import as_adjacency, feature_dropout, linear
 from .sparse import SparseAdjacency, cached_adjacency, propagate
+from .utils import device_generator, to_device
 
 __all__ = [
     "BITS", "check_bits", "check_probability", "check_percentile", "qrange", "quant_params", "fake_quantize",
@@ -102,13 +109,13 @@ def quant_params(lo, hi, bits: int, symmetric: bool) -> tuple[Tensor, Tensor]:
 
     The range is first widened to contain 0, so that zero (padding, ReLU output, dropped
     features) is represented exactly. Symmetric: ``s = max(|lo|, |hi|) / qmax``, ``z = 0``.
-    Asymmetric: ``s = (hi - lo) / (qmax - qmin)``, ``z = round(qmin - lo / s)``.
+    Asymmetric: ``s = (hi - lo) / (qmax - qmin)``, ``z = round(qmin - lo / s)``. Tensors
+    ``lo``/``hi`` stay on their device and are never read back (the widened range always has
+    ``lo <= 0 <= hi``), so this runs every step without a host sync.
     """
     qmin, qmax = qrange(bits, symmetric)
     lo = torch.as_tensor(lo, dtype=torch.float32).clamp(max=0.0)
     hi = torch.as_tensor(hi, dtype=torch.float32).clamp(min=0.0)
-    if bool(hi < lo):
-        raise ValueError(f"the range must have lo <= hi, got lo={float(lo)}, hi={float(hi)}")
     tiny = torch.finfo(torch.float32).tiny * 2 ** 10
     if symmetric:
         scale = (torch.maximum(-lo, hi) / qmax).clamp(min=tiny)
@@ -189,6 +196,10 @@ class Quantizer(nn.Module):
       and do not take part in the range estimate (they are the outliers being protected);
       the other rows are quantized. In ``eval()`` mode nothing is protected and the range is
       frozen. Before any training step the range of the input itself is used (not stored).
+
+    Whether a range is tracked is the ``initialized`` buffer; it is read on the host only until
+    it is seen set (after that, training and inference steps do not sync on it). Loading a
+    state dict makes it read again.
     """
 
     def __init__(self, bits: int = 8, symmetric: bool = False, percentile: float | None = None,
@@ -202,6 +213,17 @@ class Quantizer(nn.Module):
         self.register_buffer("lo", torch.zeros(()))
         self.register_buffer("hi", torch.zeros(()))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._tracking = False  # host mirror of ``initialized``, once it is known to be set
+
+    def _is_tracking(self) -> bool:
+        """Whether a range is tracked (a host read of the buffer only while it was not seen set)."""
+        if not self._tracking:
+            self._tracking = bool(self.initialized)
+        return self._tracking
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._tracking = False  # the loaded buffer decides again
 
     def batch_range(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(low, high) of ``x``: min/max or the percentile pair."""
@@ -225,17 +247,18 @@ class Quantizer(nn.Module):
         if x.numel() == 0:
             return
         lo, hi = self.batch_range(x)
-        if not bool(self.initialized):
+        if not self._is_tracking():
             self.lo.copy_(lo)
             self.hi.copy_(hi)
             self.initialized.fill_(True)
+            self._tracking = True
         else:
             self.lo.add_(self.momentum * (lo - self.lo))
             self.hi.add_(self.momentum * (hi - self.hi))
 
     def params(self, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Scale and zero point of the tracked range (of ``x`` if nothing was tracked yet)."""
-        if bool(self.initialized) or x is None:
+        if self._is_tracking() or x is None:
             lo, hi = self.lo, self.hi
         else:
             lo, hi = self.batch_range(x)
@@ -268,7 +291,8 @@ class Quantizer(nn.Module):
             if protect.dtype != torch.bool or protect.shape != x.shape[:1]:
                 raise ValueError(f"protect must be a bool tensor of shape [{x.size(0)}], got "
                                  f"{protect.dtype} {list(protect.shape)}")
-            rows = torch.repeat_interleave(torch.arange(x.size(0), device=x.device), crow[1:] - crow[:-1])
+            rows = torch.repeat_interleave(torch.arange(x.size(0), device=x.device), crow[1:] - crow[:-1],
+                                           output_size=x.values().numel())  # known size: no host sync
         vals = self.forward(x.values(), None if rows is None else protect[rows])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
@@ -284,6 +308,7 @@ class Quantizer(nn.Module):
 def in_degree(edge_index: Tensor, num_nodes: int) -> Tensor:
     """In-degree of every node (edges ``j -> i`` stored as ``(j, i)``, PyG's flow)."""
     num_nodes = check_positive_int(num_nodes, "num_nodes")
+    edge_index = check_edge_index(edge_index, num_nodes)  # an id >= num_nodes would lengthen the result
     return torch.bincount(edge_index[1], minlength=num_nodes)
 
 
@@ -311,15 +336,25 @@ def protection_probability(degree: Tensor, p_min: float = 0.0, p_max: float = 0.
         raise ValueError(f"degree must be a non-empty 1-D integer tensor, got {degree.dtype} {list(degree.shape)}")
     if bool((degree < 0).any()):
         raise ValueError("degree must be non-negative")
-    cdf = torch.cumsum(torch.bincount(degree), 0).float() / degree.numel()
-    return p_min + (p_max - p_min) * cdf[degree]
+    return _protection_probability(degree, p_min, p_max)
+
+
+def _protection_probability(degree: Tensor, p_min: float, p_max: float) -> Tensor:
+    """:func:`protection_probability` without the argument checks. ``F(d_i)``, the number of
+    degrees ``<= d_i`` over ``N``, is found by sorting and searching rather than with
+    ``bincount``, which reads the largest degree back to the host on a GPU: no sync per step."""
+    at_most = torch.searchsorted(torch.sort(degree).values, degree, right=True)
+    return p_min + (p_max - p_min) * (at_most.float() / degree.numel())
 
 
 def sample_protection(prob: Tensor, training: bool = True, generator: torch.Generator | None = None) -> Tensor | None:
     """One Bernoulli draw per node: ``True`` = kept in full precision this step. At
-    evaluation (``training=False``) returns ``None``: nobody is protected."""
+    evaluation (``training=False``) returns ``None``: nobody is protected. The draws are made
+    on ``prob``'s device; a ``generator`` of another device seeds one there
+    (:func:`~msgnn_lite.utils.device_generator`; pass one of ``prob``'s device in a loop)."""
     if not training:
         return None
+    generator = device_generator(generator, prob.device)
     return torch.rand(prob.shape, generator=generator, device=prob.device) < prob
 
 
@@ -420,7 +455,7 @@ class _QStack(nn.Module):
         """This step's protection mask (``None`` in eval mode or when ``p_max = 0``)."""
         if not self.training or self.p_max == 0.0:
             return None
-        return sample_protection(protection_probability(adjacency_in_degree(adj), self.p_min, self.p_max))
+        return sample_protection(_protection_probability(adjacency_in_degree(adj), self.p_min, self.p_max))
 
     def forward(self, x: Tensor, adj, protect: Tensor | None = None) -> Tensor:
         adj = cached_adjacency(adj, x.size(0), self.normalization) if isinstance(adj, Tensor) \
@@ -456,6 +491,12 @@ def pack_bits(q: Tensor, bits: int) -> Tensor:
     if bits not in (2, 4, 8):
         raise ValueError(f"bits must be 2, 4 or 8 for byte packing, got {bits}")
     per = 8 // bits
+    if q.is_floating_point() or q.is_complex():
+        raise TypeError(f"q must hold integer codes (e.g. int8 from quantize), got dtype {q.dtype}")
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if q.numel() and (int(q.min()) < lo or int(q.max()) > hi):
+        raise ValueError(f"q holds codes outside [{lo}, {hi}], the range of {bits}-bit signed codes "
+                         f"(min {int(q.min())}, max {int(q.max())}); they would wrap around silently")
     u = (q.reshape(-1).to(torch.int16) + 2 ** (bits - 1)).to(torch.uint8)  # offset codes to [0, 2^b)
     pad = (-u.numel()) % per
     if pad:
@@ -611,15 +652,17 @@ def train_qat_grid(data, configs: dict, seeds, arch: str = "GCN", hidden: int = 
     """Train every configuration with every seed (same initial weights per seed across
     configurations); returns ``(runs, models)``: a DataFrame with one row per run
     (validation-selected ``test_acc`` in %) and the trained models whose ``(config, seed)``
-    is in ``keep``."""
+    is in ``keep`` (on ``device``). A copy of ``data`` is moved to ``device`` once for all runs."""
     import pandas as pd
 
     from .models import GCN, SAGE
     from .train import fit
-    from .utils import seed_everything
+    from .utils import resolve_device, seed_everything
 
     if arch not in ("GCN", "SAGE"):
         raise ValueError(f"arch must be 'GCN' or 'SAGE', got {arch!r}")
+    device = resolve_device(device)
+    data = to_device(data, device)
     fp_cls, q_cls = (GCN, QGCN) if arch == "GCN" else (SAGE, QSAGE)
     classes = int(getattr(data, "num_classes", int(data.y.max()) + 1))
     rows, models = [], {}
@@ -641,15 +684,20 @@ def train_qat_grid(data, configs: dict, seeds, arch: str = "GCN", hidden: int = 
 def int8_inference_timings(fp_model: nn.Module, q_model: _QStack, data, repeat: int = 5):
     """CPU inference time of an FP32 model and of an INT8 :class:`QGCN`/:class:`QSAGE` run with
     :func:`integer_forward`, on the whole graph, plus the first layer's dense product alone.
-    Returns a DataFrame (seconds, speedup vs the FP32 dense forward, test accuracy in %)."""
+    Returns a DataFrame (seconds, speedup vs the FP32 dense forward, test accuracy in %).
+
+    CPU-only by design (the question is int8 kernels for CPU deployment): the models are
+    *copied* to the CPU, so models trained on a GPU stay there, and so is the data."""
+    import copy
+
     import pandas as pd
 
     from .bench._common import timeit
     from .train import accuracy
 
     cpu = torch.device("cpu")
-    fp_model, q_model = fp_model.to(cpu).eval(), q_model.to(cpu).eval()
-    data = data.to(cpu)
+    fp_model, q_model = copy.deepcopy(fp_model).to(cpu).eval(), copy.deepcopy(q_model).to(cpu).eval()
+    data = to_device(data, cpu)
     x = data.x.to_dense() if data.x.layout != torch.strided else data.x
     x_csr = x.to_sparse_csr()
     adj = cached_adjacency(data.edge_index, data.num_nodes, q_model.normalization)

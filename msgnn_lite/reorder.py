@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .checks import check_edge_index, check_positive_int
+from .checks import check_edge_index, check_permutation, check_positive_int
 from .sparse import take_rows
 
 __all__ = ["ORDERS", "node_order", "permute_graph", "reorder", "restore", "inverse_permutation", "edge_span"]
@@ -135,6 +135,7 @@ def restore(out: Tensor, perm: Tensor) -> Tensor:
     """Rows of ``out`` (in the reordered numbering) back in the original order."""
     if out.size(0) != perm.numel():
         raise ValueError(f"out has {out.size(0)} rows but perm has {perm.numel()} entries")
+    check_permutation(perm, out.size(0), "perm")
     result = torch.empty_like(out)
     result[perm.to(out.device)] = out
     return result

@@ -152,4 +152,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import run_main
+
+    raise SystemExit(run_main(main, "python -m msgnn_lite.report"))

@@ -129,9 +129,37 @@ def record_results(notebook: str, claims: list[Claim], profile: str = "default",
     return path.name
 
 
-def load_results(directory: str | Path) -> list[dict]:
-    """All results files in ``directory``, in notebook order."""
-    return [json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json"))]
+class ResultsFileError(ValueError):
+    """A results file that is not a readable record (truncated, edited by hand, another format)."""
+
+
+def load_results(directory: str | Path, on_error: str = "raise") -> list[dict]:
+    """All results files in ``directory``, in notebook order.
+
+    A file that is not valid JSON or lacks a record's fields raises :class:`ResultsFileError`
+    naming it (``on_error="raise"``), or is skipped with a warning naming it (``"warn"``)."""
+    import warnings
+
+    if on_error not in ("raise", "warn"):
+        raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file; expected a folder of results files (*.json)")
+    out = []
+    for p in sorted(directory.glob("*.json")):
+        try:
+            rec = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(rec, dict) or not isinstance(rec.get("claims"), list) or "notebook" not in rec:
+                raise ValueError("not a results record (needs 'notebook' and a list of 'claims')")
+        except (ValueError, UnicodeDecodeError) as err:
+            msg = (f"results file {p} is damaged or not a results record ({str(err).splitlines()[0]}); "
+                   f"re-run its notebook (make reproduce ONLY={p.name[:2]}) or delete the file")
+            if on_error == "raise":
+                raise ResultsFileError(msg) from None
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            continue
+        out.append(rec)
+    return out
 
 
 def claims_table(claims: list[Claim] | list[dict], digits: int = 2) -> pd.DataFrame:

@@ -25,7 +25,13 @@ per-layer host sync) handles any depth.
 Dropout masks must be identical in the forward pass, the inverse and the
 recomputation. Each block draws its mask from its own integer seed (8 bytes per
 layer instead of an ``N x C`` mask), so the backward pass regenerates it exactly.
-``shared_dropout_mask=True`` reuses one seed for every block, as the paper's code does.
+``shared_dropout_mask=True`` reuses one mask for every block, as the paper's code does.
+
+On a GPU nothing in the per-layer loops waits for the device: the per-layer seeds are drawn
+once per step on the CPU generator (host integers, no device tensor read back), each mask is
+drawn on the activations' device from a generator reused per device and thread (reseeding a
+generator is a host operation; creating one per layer is not free), and no value is read
+back from the device inside the forward or backward sweep.
 
 BatchNorm: the forward pass updates the running statistics once; the inverse and the
 recomputation normalize with the batch statistics without touching them.
@@ -45,6 +51,8 @@ The deep-equilibrium variant lives in :mod:`msgnn_lite.deq`.
 """
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from dataclasses import dataclass
 
@@ -56,7 +64,7 @@ from .checks import check_fraction, check_positive_int
 from .memory import MB, SavedTensorMeter, measure_step
 from .models import GCNConv, SAGEConv, as_adjacency, feature_dropout, linear
 from .sparse import SparseAdjacency, cached_adjacency, propagate
-from .utils import sync
+from .utils import sync, to_device
 
 __all__ = ["Norm", "RevBlock", "ResBlock", "ReversibleStack", "reversible_stack", "dropout_mask", "RevGNN", "ResGNN",
            "StepMeasurement", "measure_training_step", "memory_vs_depth", "NORMS", "CONVS"]
@@ -94,15 +102,36 @@ class Norm(nn.Module):
         return self.norm(x)
 
 
+_mask_generators = threading.local()  # per thread (autograd's backward may run on its own): device -> Generator
+
+
+def _seeded_generator(device: torch.device, seed: int) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``: one object per device and thread, reseeded
+    at each call (same numbers as a fresh ``torch.Generator(device).manual_seed(seed)``)."""
+    cache = getattr(_mask_generators, "by_device", None)
+    if cache is None:
+        cache = _mask_generators.by_device = {}
+    gen = cache.get(device)
+    if gen is None:
+        gen = cache[device] = torch.Generator(device=device)
+    return gen.manual_seed(seed)
+
+
 def dropout_mask(like: Tensor, p: float, seed: int | None = None) -> Tensor:
-    """A dropout mask (0 or ``1/(1-p)``) shaped like ``like``; reproducible from ``seed``
-    (``None``: the global generator). ``rand < keep`` is ~3x faster than ``bernoulli_`` on a CPU."""
-    gen = None
-    if seed is not None:
-        gen = torch.Generator(device=like.device)
-        gen.manual_seed(seed)
+    """A dropout mask (0 or ``1/(1-p)``) shaped like ``like``, on its device; reproducible from
+    ``seed`` (``None``: the global generator). ``rand < keep`` is ~3x faster than ``bernoulli_``
+    on a CPU."""
+    gen = None if seed is None else _seeded_generator(like.device, seed)
     keep = torch.rand(like.shape, generator=gen, device=like.device, dtype=like.dtype) >= p
     return keep.to(like.dtype).div_(1.0 - p)
+
+
+def group_sum(parts) -> Tensor:
+    """``parts[0] + parts[1] + ...`` without Python's ``sum`` start value (one add fewer)."""
+    out = parts[0]
+    for t in parts[1:]:
+        out = out + t
+    return out
 
 
 class RevBlock(nn.Module):
@@ -167,7 +196,7 @@ class RevBlock(nn.Module):
         """``seed``: the dropout key (``None``, an int seed or a mask tensor, see ``_masks``)."""
         xs = x.chunk(self.num_groups, dim=-1)
         masks = self._masks(x, seed)
-        y = sum(xs[1:])
+        y = group_sum(xs[1:])
         ys = []
         for i in range(self.num_groups):
             y = xs[i] + self.branch(i, y, adj, masks[i], update_stats)
@@ -181,7 +210,7 @@ class RevBlock(nn.Module):
         xs = [None] * self.num_groups
         for i in range(self.num_groups - 1, 0, -1):
             xs[i] = ys[i] - self.branch(i, ys[i - 1], adj, masks[i], update_stats=False)
-        xs[0] = ys[0] - self.branch(0, sum(xs[1:]), adj, masks[0], update_stats=False)
+        xs[0] = ys[0] - self.branch(0, group_sum(xs[1:]), adj, masks[0], update_stats=False)
         return torch.cat(xs, dim=-1)
 
     def backward_step(self, y: Tensor, grad_y: Tensor, adj, seed, grads: list, index: dict):
@@ -198,7 +227,7 @@ class RevBlock(nn.Module):
         grad_sum = None
         for i in range(G - 1, -1, -1):  # the inverse's order is also the backward order
             with torch.enable_grad():
-                u = (ys[i - 1] if i > 0 else sum(xs[1:])).detach().requires_grad_(True)
+                u = (ys[i - 1] if i > 0 else group_sum(xs[1:])).detach().requires_grad_(True)
                 out = self.branch(i, u, adj, masks[i], update_stats=False)
                 params = [p for p in self.branch_parameters(i) if p.requires_grad]
                 du, *dps = torch.autograd.grad(out, [u, *params], g[i], allow_unused=True)
@@ -406,8 +435,9 @@ class RevGNN(_DeepGNN):
         return [self.blocks[0]] * self.num_layers if self.weight_tying else list(self.blocks)
 
     def _dropout_keys(self, h: Tensor) -> list:
-        """Per layer: ``None`` (no dropout), one ``[N, C]`` mask shared by all layers, or
-        an int seed per layer (drawn on the CPU generator: no device sync)."""
+        """Per layer: ``None`` (no dropout), one ``[N, C]`` mask shared by all layers (drawn on
+        ``h``'s device), or an int seed per layer, all drawn at once on the CPU generator: host
+        integers, so nothing is read back from a GPU."""
         if not self.training or self.dropout == 0.0:
             return [None] * self.num_layers
         if self.shared_dropout_mask:
@@ -560,7 +590,7 @@ def memory_vs_depth(data, depths, hidden_channels: int = 32, num_groups: int = 2
     from .utils import resolve_device, seed_everything
 
     dev = resolve_device(device)
-    data = data.to(dev)
+    data = to_device(data, dev)
     classes = {"ResGNN": ResGNN, "RevGNN": RevGNN}
     rows = []
     todo = [(name, d) for name in models for d in sorted(depths)]
@@ -578,6 +608,9 @@ def memory_vs_depth(data, depths, hidden_channels: int = 32, num_groups: int = 2
                              "optimizer": b["optimizer"] * scale, "param_state": b["param_state"] * scale,
                              "time_s": b["time_s"] * scale, "loss": float("nan")})
                 continue
+        if dev.type == "cuda":  # measure each point on a clean device: nothing of the previous model left
+            gc.collect()
+            torch.cuda.empty_cache()
         seed_everything(seed)
         kw = dict(num_groups=num_groups) if name == "RevGNN" else {}
         model = classes[name](data.num_features, hidden_channels, int(data.num_classes), num_layers=depth,

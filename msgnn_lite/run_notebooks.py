@@ -1,9 +1,10 @@
 """The main job: execute every notebook in order with papermill and gather the results.
 
-    python -m msgnn_lite.run_notebooks [--profile default|full] [--only 01 03] [--output runs/]
+    python -m msgnn_lite.run_notebooks [--profile default|full] [--only 01 03] [--output runs/] [--device cuda]
     python -m msgnn_lite.run_notebooks --store          # refresh the stored outputs in notebooks/
 
-Each notebook runs with ``profile`` injected as a parameter, its executed copy goes to
+Each notebook runs with ``profile`` (and ``device``, when ``--device`` is given) injected as
+parameters, its executed copy goes to
 ``<output>/<profile>/<name>.ipynb``, and the results file it writes (see
 :mod:`msgnn_lite.results`, tagged with this run's id) is gathered into
 ``<output>/<profile>/summary.md`` and the reproduction report ``<output>/<profile>/report.md``
@@ -19,9 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli
+from .cli import positive_int
 from .report import render_report, render_summary
 from .results import load_results
-from .utils import atomic_path, atomic_write, repo_root
+from .utils import atomic_path, atomic_write, repo_root, resolve_device
 
 __all__ = ["discover", "run", "main", "render_summary", "render_report", "KERNEL_ARGUMENTS"]
 
@@ -38,7 +41,7 @@ def discover(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
         wanted = {o.zfill(2) for o in only}
         unknown = wanted - {p.name[:2] for p in found}
         if unknown:
-            raise SystemExit(f"--only: no notebook numbered {', '.join(sorted(unknown))} in {notebooks_dir.name}/")
+            raise ValueError(f"--only: no notebook numbered {', '.join(sorted(unknown))} in {notebooks_dir.name}/")
         found = [p for p in found if p.name[:2] in wanted]
     return found
 
@@ -61,14 +64,17 @@ def _clean_metadata(path: Path) -> None:
 
 
 def run(profile: str = "default", only: list[str] | None = None, output: Path | None = None,
-        store: bool = False, timeout: int | None = None) -> int:
-    """Execute the notebooks; return the number that failed."""
+        store: bool = False, timeout: int | None = None, device: str | None = None) -> int:
+    """Execute the notebooks; return the number that failed. ``device`` (e.g. ``"cuda"``) is
+    passed to every notebook's ``device`` parameter; ``None`` keeps each notebook's ``"auto"``."""
     root = repo_root()
     nb_dir = root / "notebooks"
+    notebooks = discover(nb_dir, only)  # checked before anything is written
+    if device is not None:
+        resolve_device(device)  # a clear error now (e.g. cuda on a machine without it), not in every notebook
     out_dir = (output or root / "runs") / profile
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
-    notebooks = discover(nb_dir, only)
     for stale in results.glob("*.json"):
         if not only or stale.name[:2] in {o.zfill(2) for o in only}:
             stale.unlink()
@@ -80,14 +86,14 @@ def run(profile: str = "default", only: list[str] | None = None, output: Path | 
         os.environ["MSGNN_DATA"] = str(Path(os.environ["MSGNN_DATA"]).expanduser().resolve())
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
-        status = _execute(notebooks, out_dir, nb_dir, profile, store, timeout)
+        status = _execute(notebooks, out_dir, nb_dir, profile, store, timeout, device)
     finally:
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    records = load_results(results)
+    records = load_results(results, on_error="warn")  # a damaged file must not hide the others
     summary = render_summary(profile, status, records, run_id)
     atomic_write(out_dir / "summary.md", summary)
     atomic_write(out_dir / "report.md", render_report(profile, records, run_id, status))
@@ -102,7 +108,7 @@ def run(profile: str = "default", only: list[str] | None = None, output: Path | 
 
 
 def _execute(notebooks: list[Path], out_dir: Path, nb_dir: Path, profile: str, store: bool,
-             timeout: int | None) -> list[tuple]:
+             timeout: int | None, device: str | None = None) -> list[tuple]:
     """Run each notebook with papermill; return ``(name, "ok"|"FAILED", seconds, failing cell)`` rows."""
     import papermill as pm
     from tqdm.auto import tqdm
@@ -113,6 +119,8 @@ def _execute(notebooks: list[Path], out_dir: Path, nb_dir: Path, profile: str, s
         bar.set_postfix_str(nb.name)
         target = nb if store else out_dir / nb.name
         params = {} if store else {"profile": profile}
+        if device is not None:
+            params["device"] = device
         t0 = time.perf_counter()
         try:
             with atomic_path(target) as tmp:
@@ -137,13 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: runs/)")
     parser.add_argument("--store", action="store_true",
                         help="execute in place with the default profile, refreshing the stored outputs")
-    parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    parser.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
+    parser.add_argument("--device", default=None, metavar="DEVICE", type=cli.device,
+                        help="device for every notebook: auto, cpu, cuda, cuda:1, mps (default: each notebook's 'auto')")
     args = parser.parse_args(argv)
     if args.store and args.profile != "default":
         parser.error("--store keeps default-profile outputs only; drop --profile")
-    failed = run(args.profile, args.only, args.output, args.store, args.timeout)
+    if args.store and args.device not in (None, "cpu"):
+        parser.error("--store keeps the stored outputs of CPU runs; drop --device (or use --device cpu)")
+    failed = run(args.profile, args.only, args.output, args.store, args.timeout, args.device)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import run_main
+
+    sys.exit(run_main(main, "python -m msgnn_lite.run_notebooks"))

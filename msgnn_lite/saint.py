@@ -26,15 +26,20 @@ paper's normalization coefficients (Section 3.2, Algorithm 1):
 normalized weights times ``edge_norm``; for ``"gcn"`` a self-loop is added to each node
 that has none, as ``build_adjacency`` does, and self-loops are unscaled since
 ``alpha_(v,v) = 1``). The coefficients can be cached in ``save_dir``, as PyG's are.
-Everything runs on the data's device. The constructors take PyG's parameters
-(see :mod:`msgnn_lite.loader`).
+:func:`normalized_loss` weights a batch's loss by ``node_norm``; :func:`normalized_step` is
+GraphSAINT's training step (both coefficients) for :func:`~msgnn_lite.train.fit`.
+
+Everything runs on the data's device: random numbers, coefficients and batches (a sampler on
+CPU data yields CPU batches, one on CUDA data CUDA batches). The constructors take PyG's
+parameters (see :mod:`msgnn_lite.loader`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .checks import check_edge_index, check_positive_int
@@ -42,9 +47,10 @@ from .loader import attribute_keys, check_loader_options, subgraph_batch
 from .partition import graph_key
 from .sparse import take_rows as _take
 from .sparse import SparseAdjacency, _compress, _csr
-from .utils import atomic_path
+from .utils import atomic_path, device_generator, load_cache, to_device
 
-__all__ = ["GraphSAINTSampler", "GraphSAINTNodeSampler", "GraphSAINTEdgeSampler", "GraphSAINTRandomWalkSampler"]
+__all__ = ["GraphSAINTSampler", "GraphSAINTNodeSampler", "GraphSAINTEdgeSampler", "GraphSAINTRandomWalkSampler",
+           "normalized_loss", "normalized_step"]
 
 
 def _categorical(cdf: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
@@ -65,7 +71,9 @@ class GraphSAINTSampler:
     ``num_steps`` (batches per epoch), ``sample_coverage`` (pre-samples per node for the
     coefficients; 0: none), ``save_dir`` (cache the coefficients there and reuse them for
     the same graph and settings), ``log``; DataLoader worker options in ``**kwargs`` are
-    ignored. msgnn_lite's own, keyword-only: ``generator`` for reproducible samples.
+    ignored. msgnn_lite's own, keyword-only: ``generator`` for reproducible samples; one of
+    another device than the data's (e.g. a seeded CPU generator for CUDA data) seeds a
+    generator on the data's device (:func:`~msgnn_lite.utils.device_generator`).
     """
 
     def __init__(self, data: Data, batch_size: int, num_steps: int = 1, sample_coverage: int = 0, save_dir=None,
@@ -81,7 +89,7 @@ class GraphSAINTSampler:
         self.E = data.edge_index.size(1)
         ei = check_edge_index(data.edge_index, n)
         self.device = ei.device
-        self.generator = generator
+        self.generator = device_generator(generator, self.device)  # samples are drawn where the graph lives
         self.row, self.col = ei[0], ei[1]  # PyG flow: row = source, col = target
         # Incoming-edge CSR (rows = destination) for inducing subgraphs.
         order = torch.sort(self.col, stable=True).indices
@@ -140,10 +148,13 @@ class GraphSAINTSampler:
         return f"saint_{self._norm_settings()}.pt"
 
     def _load_norm(self, path: Path, log: bool) -> bool:
-        if not path.exists():
-            return False
-        stored = torch.load(path, weights_only=True)
-        if not isinstance(stored, dict) or stored.get("settings") != self._norm_settings():
+        def valid(obj) -> bool:  # the structure this class writes; anything else is a damaged file
+            return (isinstance(obj, dict) and isinstance(obj.get("node_norm"), Tensor)
+                    and isinstance(obj.get("edge_norm"), Tensor) and "num_presamples" in obj
+                    and obj["node_norm"].numel() == self.N and obj["edge_norm"].numel() == self.E)
+        stored = load_cache(path, lambda obj: isinstance(obj, dict) and (obj.get("settings") != self._norm_settings()
+                                                                        or valid(obj)))
+        if stored is None or stored.get("settings") != self._norm_settings():
             return False
         self.node_norm = stored["node_norm"].to(self.device)
         self.edge_norm = stored["edge_norm"].to(self.device)
@@ -286,3 +297,43 @@ class GraphSAINTRandomWalkSampler(GraphSAINTSampler):
         return f"{type(self).__name__}(batch_size={self.batch_size}, walk_length={self.walk_length}, " \
                f"num_steps={self.num_steps}, sample_coverage={self.sample_coverage})"
 
+
+# -- GraphSAINT's normalized training step --------------------------------------------------
+
+def normalized_loss(logits: Tensor, batch: Data) -> Tensor:
+    """GraphSAINT's loss of a batch: ``sum_v node_norm[v] * CE(logits[v], y[v])`` over the batch's
+    training nodes (all of its nodes when it has no ``train_mask``). Its expectation over
+    batches is the full graph's summed training loss divided by ``N`` (Section 3.2). Computed
+    on the logits' device without a host sync (no boolean indexing)."""
+    if "node_norm" not in batch:
+        raise ValueError("batch has no node_norm: build the sampler with sample_coverage > 0")
+    per_node = F.cross_entropy(logits, batch.y, reduction="none", ignore_index=-1) * batch.node_norm  # -1: unlabelled
+    if "train_mask" in batch:
+        per_node = torch.where(batch.train_mask, per_node, torch.zeros_like(per_node))
+    return per_node.sum()
+
+
+def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn"):
+    """A ``train_step`` for :func:`~msgnn_lite.train.fit`: one optimizer step per batch of
+    ``sampler`` with GraphSAINT's unbiased aggregation (:meth:`GraphSAINTSampler.adjacency`,
+    ``edge_norm``) and loss (:func:`normalized_loss`, ``node_norm``).
+
+    The operator is built where the sampler's graph lives; a batch and its operator are then
+    copied to the model's device if they are elsewhere (a sampler on CPU data, a model on a GPU).
+    The epoch's loss (the mean over batches) is summed on the device and read once per epoch.
+    """
+    def step(model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
+        model.train()
+        dev = next(model.parameters()).device
+        total = torch.zeros((), dtype=torch.float64, device=dev)
+        for b in sampler:
+            adj = sampler.adjacency(b, normalization)
+            if b.edge_index.device != dev:
+                b, adj = to_device(b, dev), adj.to(dev)
+            optimizer.zero_grad(set_to_none=True)
+            loss = normalized_loss(model(b.x, adj), b)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+        return float(total) / len(sampler)
+    return step

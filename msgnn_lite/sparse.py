@@ -21,7 +21,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from .checks import check_edge_index, check_positive_int
+from .checks import check_edge_index, check_edge_weight, check_positive_int
 
 __all__ = ["SparseAdjacency", "build_adjacency", "cached_adjacency", "propagate", "take_rows", "NORMALIZATIONS"]
 
@@ -32,7 +32,10 @@ def take_rows(src: Tensor, index: Tensor) -> Tensor:
     """``src[index]`` along dim 0. ``index_select`` is several times faster than advanced
     indexing for large gathers on a CPU (and far faster on oversubscribed cores); a CSR
     matrix (e.g. bag-of-words features) gives a CSR matrix of the chosen rows; other sparse
-    tensors fall back to indexing. Shared by the samplers, partitions and coarsening."""
+    tensors fall back to indexing. The result is on ``src``'s device (``index`` is moved there
+    when it lives elsewhere). Shared by the samplers, partitions and coarsening."""
+    if index.device != src.device:  # e.g. CPU ids of a partition, rows of a graph on a GPU
+        index = index.to(src.device, non_blocking=True)
     if src.layout == torch.sparse_csr and src.dim() == 2:
         return _csr_rows(src, index)
     if src.layout != torch.strided:
@@ -62,6 +65,8 @@ def _csr(crow: Tensor, col: Tensor, val: Tensor, n_rows: int, n_cols: int) -> Te
 
 def _compress(rows: Tensor, n_rows: int) -> Tensor:
     """CSR row pointer from sorted row ids."""
+    if rows.is_cuda:  # bincount reads the maximum back to the host; a search on sorted ids does not
+        return torch.searchsorted(rows, torch.arange(n_rows + 1, device=rows.device))
     crow = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
     torch.cumsum(torch.bincount(rows, minlength=n_rows), 0, out=crow[1:])
     return crow
@@ -113,6 +118,8 @@ class SparseAdjacency:
 
     def to(self, device) -> "SparseAdjacency":
         device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         if device == self.device:
             return self
         out = SparseAdjacency(self.matrix.to(device), self.normalization, self.symmetric)
@@ -180,8 +187,7 @@ def build_adjacency(edge_index: Tensor, num_nodes: int, normalization: str = "gc
     if edge_weight is None:
         w = torch.ones(src.numel(), dtype=dtype, device=device)
     else:
-        if edge_weight.dim() != 1 or edge_weight.numel() != src.numel():
-            raise ValueError(f"edge_weight must have shape [{src.numel()}], got {list(edge_weight.shape)}")
+        check_edge_weight(edge_weight, src.numel(), nonnegative=normalization != "sum")
         w = edge_weight.to(device=device, dtype=dtype)
     if add_self_loops is None:
         add_self_loops = normalization == "gcn"

@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from .checks import check_mask, check_positive_int
+from .checks import check_finite_loss, check_graph, check_mask, check_positive_int
 from .memory import MB, measure_step
 from .sparse import cached_adjacency
-from .utils import resolve_device, seed_everything, sync
+from .utils import resolve_device, seed_everything, sync, to_device
 
 __all__ = ["TrainResult", "fit", "accuracy", "full_batch_step", "full_batch_evaluate", "graph_input", "minibatch_step"]
 
@@ -108,10 +108,14 @@ def minibatch_step(loader, adjacency: Callable[[Data], object] | None = None):
     def step(model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
         model.train()
         dev = next(model.parameters()).device
-        total, count = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=dev)  # on the device: one host sync per epoch
+        count = 0
         for b in loader:
-            if b.edge_index.device != dev:  # loaders built on CPU data, model on a GPU: copy the batch
-                b = b.to(dev)
+            # the operator is built where the loader's graph lives, before the batch moves
+            adj = adjacency(b) if adjacency is not None else None
+            if b.edge_index.device != dev:  # a loader on CPU data, the model on a GPU: copy the batch
+                b = to_device(b, dev)  # a copy: batches a loader keeps (IBMB) stay where they are
+                adj = adj.to(dev) if adj is not None else None
             if "batch_size" in b:
                 rows = torch.zeros(b.num_nodes, dtype=torch.bool, device=b.edge_index.device)
                 rows[:b.batch_size] = True
@@ -119,18 +123,17 @@ def minibatch_step(loader, adjacency: Callable[[Data], object] | None = None):
                     rows &= b.train_mask
             else:
                 rows = b.train_mask
-            m = int(rows.sum())
+            m = int(rows.sum())  # the batch's size decides whether it steps: a shape, so a sync is needed
             if m == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)
-            adj = adjacency(b) if adjacency is not None else graph_input(model, b)
-            out = model(b.x, adj)
+            out = model(b.x, adj if adj is not None else graph_input(model, b))
             loss = F.cross_entropy(out[rows], b.y[rows])
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * m
+            total += loss.detach().double() * m
             count += m
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
     return step
 
 
@@ -142,6 +145,17 @@ def full_batch_evaluate(model: nn.Module, data: Data) -> dict:
     res = {f"{s}_acc": accuracy(out[data[f"{s}_mask"]], data.y[data[f"{s}_mask"]]) for s in ("train", "val", "test")}
     res["val_loss"] = float(F.cross_entropy(out[data.val_mask], data.y[data.val_mask]))
     return res
+
+
+def _check_label_range(y: Tensor, widths: list[int]) -> None:
+    """Labels beyond the model's output width would only ever be counted as wrong (and crash the
+    loss if a training node had one): refuse them after the first epoch, naming data.y."""
+    if not widths or y.dim() != 1 or y.is_floating_point() or y.numel() == 0:
+        return
+    top = int(y.max())
+    if top >= widths[0]:
+        raise ValueError(f"data.y holds label {top}, out of range for the model's output ({widths[0]} classes); the "
+                         f"model must have at least max(data.y) + 1 = {top + 1} outputs")
 
 
 def _progress_enabled(progress: bool | None) -> bool:
@@ -165,7 +179,9 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         At most ``epochs`` epochs; stop early after ``patience`` evaluations without a
         better validation accuracy (``None``: never stop early).
     device:
-        ``"auto"`` picks a GPU when there is one. The model and data are moved there.
+        ``"auto"`` picks a GPU when there is one. The model is moved there, and so is a shallow
+        copy of ``data`` (the caller's graph is not moved). Loaders used by ``train_step`` keep
+        the device of the data they were built on; their batches are moved to the model's.
     seed:
         Seeds dropout and any sampling done inside ``train_step``. Seed before building
         the model too (``seed_everything``) for identical initial weights.
@@ -180,7 +196,9 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         other nodes, so it is an equally good but different run. A loader built beforehand on the
         original graph is not renumbered (build it on ``reorder(data, ...)[0]`` instead).
 
-    Returns a :class:`TrainResult`; the model is left with the best epoch's weights.
+    Returns a :class:`TrainResult`; the model is left with the best epoch's weights. The graph is
+    checked first (:func:`msgnn_lite.checks.check_graph`), and a non-finite loss stops the run with
+    :class:`msgnn_lite.checks.TrainingDivergedError` naming the epoch: a diverged run has no result.
     """
     epochs = check_positive_int(epochs, "epochs")
     eval_every = check_positive_int(eval_every, "eval_every")
@@ -190,6 +208,9 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         if key not in data:
             raise ValueError(f"data has no {key}; fit needs train_mask, val_mask and test_mask")
         check_mask(data[key], data.num_nodes, f"data.{key}")
+    if "y" not in data or data.y is None:
+        raise ValueError("data has no y; fit needs class labels data.y of shape [num_nodes]")
+    check_graph(data)  # ids, lengths, finite features, labels (-1 = unlabelled, never in a split mask)
     dev = resolve_device(device)
     if reorder is not None:
         from .reorder import reorder as _reorder
@@ -198,7 +219,8 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
     if seed is not None:
         seed_everything(seed)
     model = model.to(dev)
-    data = data.to(dev)
+    data = to_device(data, dev)  # a copy: the caller's graph (and loaders built on it) stay where they are
+    optimizer_given = optimizer
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     train_step = train_step or full_batch_step
@@ -212,14 +234,28 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
     since_best = 0
     bar = tqdm(range(1, epochs + 1), desc=desc or type(model).__name__, disable=not _progress_enabled(progress),
                leave=False)
+    widths: list[int] = []  # the model's output width, seen on the first forward pass
+    hook = model.register_forward_hook(
+        lambda m, i, o: widths.append(o.size(-1)) if not widths and isinstance(o, Tensor) and o.dim() == 2 else None)
     for epoch in bar:
         sync(dev)
         t0 = time.perf_counter()
-        if measure_memory:
-            loss, report = measure_step(model, lambda: train_step(model, data, optimizer), optimizer, dev)
-            mem = report.peak / MB
-        else:
-            loss, mem = train_step(model, data, optimizer), float("nan")
+        try:
+            if measure_memory:
+                loss, report = measure_step(model, lambda: train_step(model, data, optimizer), optimizer, dev)
+                mem = report.peak / MB
+            else:
+                loss, mem = train_step(model, data, optimizer), float("nan")
+        except (IndexError, RuntimeError) as err:
+            if "out of bounds" not in str(err) or "arget" not in str(err):
+                raise
+            top = int(data.y.max())
+            raise ValueError(f"data.y holds label {top}, out of range for the model's output ({err}); the model "
+                             f"must have at least max(data.y) + 1 = {top + 1} outputs") from err
+        check_finite_loss(float(loss), epoch, desc or type(model).__name__, f"lr={lr}" if optimizer_given is None else "")
+        if epoch == 1:
+            hook.remove()
+            _check_label_range(data.y, widths)
         sync(dev)
         t1 = time.perf_counter()
         train_time += t1 - t0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import random
 import tempfile
@@ -18,6 +19,9 @@ __all__ = [
     "repo_root",
     "figures_dir",
     "sync",
+    "to_device",
+    "device_generator",
+    "load_cache",
 ]
 
 
@@ -57,6 +61,46 @@ def sync(device: torch.device | str) -> None:
         torch.cuda.synchronize(dev)
 
 
+def to_device(data, device: torch.device | str):
+    """``data`` on ``device`` without moving the caller's object.
+
+    PyG's ``Data.to`` works *in place* (it returns the same object), so ``data = data.to(dev)``
+    inside a function would also move the caller's graph, and with it every loader or
+    partition that holds a reference to it. This returns a shallow copy whose tensors are on
+    ``device`` (no copy at all for tensors already there); the caller's ``data`` is untouched.
+    """
+    dev = torch.device(device)
+    if all(t.device == dev for t in _tensors(data)):
+        return data
+    return copy.copy(data).to(dev)
+
+
+def _tensors(data):
+    for _, value in data:
+        if isinstance(value, torch.Tensor):
+            yield value
+
+
+def device_generator(generator: torch.Generator | None, device: torch.device | str) -> torch.Generator | None:
+    """A ``torch.Generator`` usable for random numbers on ``device``.
+
+    ``None`` stays ``None`` (torch's global generator of that device). A generator already on
+    ``device``'s type is returned as it is. A generator of another device (typically a seeded CPU
+    generator handed to a loader whose data is on a GPU) seeds a new generator on ``device``
+    from one draw, so the run is still reproducible and the random numbers are made where they
+    are used, with no host-to-device copies.
+    """
+    if generator is None:
+        return None
+    dev = torch.device(device)
+    if generator.device.type == dev.type:
+        return generator
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator(device=dev).manual_seed(seed)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success.
@@ -87,6 +131,33 @@ def atomic_write(path: str | os.PathLike, content: str | bytes) -> Path:
         else:
             tmp.write_text(content, encoding="utf-8")
     return Path(path)
+
+
+def load_cache(path: str | os.PathLike, valid=None):
+    """Read a cache file written with ``torch.save`` (loaded with ``weights_only=True``).
+
+    Returns the stored object, or ``None`` when there is nothing usable: no file, or a file that
+    cannot be read or whose content ``valid(obj)`` rejects (truncated, damaged, an older format).
+    A damaged file is reported once with a warning that names it, then deleted, so that the
+    caller rebuilds it and the next run does not trip over it again.
+    """
+    import warnings
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        problem = None if valid is None or valid(obj) else "unexpected content"
+    except Exception as err:  # noqa: BLE001 - zip, pickle, EOF, OS errors of a damaged file
+        obj, problem = None, f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+    if problem is None:
+        return obj
+    warnings.warn(f"cache file {path} is damaged or unreadable ({problem}); deleting it and rebuilding",
+                  RuntimeWarning, stacklevel=2)
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return None
 
 
 def repo_root() -> Path:

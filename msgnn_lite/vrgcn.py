@@ -19,6 +19,10 @@ the two estimators for one layer, :class:`VRGCNSampler` samples a batch's layer-
 receptive field and :func:`vr_forward` runs a :class:`msgnn_lite.models.GCN` through it
 (the first layer is exact under CV: its "history" is the input features themselves).
 Dropout is not supported (the paper's CVD variant is left out).
+
+Devices: the sampler draws on its operator's device (a generator of another device seeds one
+there, see :func:`msgnn_lite.utils.device_generator`); ``vr_forward`` gathers the features where
+they live and moves only the batch's rows to the model; the histories may live on the host.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from .history import History, block_operator, check_node_ids, halo_operator
 from .loader import CSRGraph, sample_neighbors
 from .models import GCN, linear
 from .sparse import SparseAdjacency, build_adjacency, propagate, take_rows
+from .utils import device_generator, to_device
 
 __all__ = ["operator_csr", "sampled_rows", "ns_aggregate", "cv_aggregate", "VRBatch", "VRGCNSampler",
            "make_histories", "fill_histories", "vr_forward", "vrgcn_train_step", "gradient_error",
@@ -76,7 +81,7 @@ def sampled_rows(adj: SparseAdjacency, nodes: Tensor, fanout: int, generator: to
     fanout = _check_fanout(fanout)
     nodes = check_node_ids(nodes, adj.num_nodes, "nodes", distinct=True).to(adj.device)
     csr = operator_csr(adj) if csr is None else csr
-    target, nbr, slot = sample_neighbors(csr, nodes, fanout, generator=generator)
+    target, nbr, slot = sample_neighbors(csr, nodes, fanout, generator=device_generator(generator, adj.device))
     deg = take_rows(csr.deg, nodes)
     count = deg.clamp(max=fanout)
     scale = (deg.to(adj.matrix.dtype) / count.clamp_min(1).to(adj.matrix.dtype))
@@ -86,7 +91,8 @@ def sampled_rows(adj: SparseAdjacency, nodes: Tensor, fanout: int, generator: to
 
 def ns_aggregate(adj: SparseAdjacency, nodes: Tensor, h: Tensor, fanout: int,
                  generator: torch.Generator | None = None) -> Tensor:
-    """Plain neighbor-sampling estimate of ``(adj @ h)[nodes]`` (``h``: all nodes' rows)."""
+    """Plain neighbor-sampling estimate of ``(adj @ h)[nodes]`` (``h``: all nodes' rows, on
+    ``adj``'s device)."""
     n_id, op = sampled_rows(adj, nodes, fanout, generator)
     return propagate(op, take_rows(h, n_id))[:nodes.numel()]
 
@@ -126,14 +132,16 @@ class VRBatch:
 class VRGCNSampler:
     """Samples :class:`VRBatch` es: ``fanout`` neighbors per node and layer, drawn afresh at
     every layer (top-down from the seeds), from the full-graph ``adj`` (``"gcn"``
-    normalisation for a GCN). ``exact=True`` also builds the CV operators."""
+    normalisation for a GCN). ``exact=True`` also builds the CV operators. Batches live on
+    ``adj``'s device, and so does the random generator (``generator`` of another device seeds
+    one there, once)."""
 
     def __init__(self, adj: SparseAdjacency, num_layers: int, fanout: int, exact: bool = True,
                  generator: torch.Generator | None = None):
         if not isinstance(adj, SparseAdjacency):
             raise TypeError(f"adj must be a SparseAdjacency, got {type(adj).__name__}")
         self.adj, self.num_layers, self.fanout = adj, check_positive_int(num_layers, "num_layers"), _check_fanout(fanout)
-        self.exact, self.generator = exact, generator
+        self.exact, self.generator = exact, device_generator(generator, adj.device)
         self.csr = operator_csr(adj)
 
     def sample(self, seeds: Tensor) -> VRBatch:
@@ -220,15 +228,17 @@ def vr_forward(model: GCN, x: Tensor, batch: VRBatch, histories: list[History] |
 def vrgcn_train_step(sampler: VRGCNSampler, histories: list[History] | None, estimator: str = "cv",
                      batch_size: int = 64, generator: torch.Generator | None = None):
     """A ``train_step`` for :func:`msgnn_lite.train.fit`: one epoch over the training nodes
-    in shuffled batches of ``batch_size`` seeds."""
+    in shuffled batches of ``batch_size`` seeds, shuffled on the sampler's device. The loss
+    is summed on the model's device and read once per epoch."""
     estimator = _check_estimator(estimator)
     batch_size = check_positive_int(batch_size, "batch_size")
+    generator = device_generator(generator, sampler.adj.device)
 
     def step(model: GCN, data: Data, optimizer: torch.optim.Optimizer) -> float:
         model.train()
         train = data.train_mask.nonzero().view(-1).to(sampler.adj.device)
         train = train[torch.randperm(train.numel(), device=train.device, generator=generator)]
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=next(model.parameters()).device)
         for i in range(0, train.numel(), batch_size):
             seeds = train[i:i + batch_size]
             batch = sampler.sample(seeds)
@@ -237,8 +247,8 @@ def vrgcn_train_step(sampler: VRGCNSampler, histories: list[History] | None, est
             loss = F.cross_entropy(out, data.y[seeds.to(data.y.device)].to(out.device))
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * seeds.numel()
-        return total / train.numel()
+            total += loss.detach().double() * seeds.numel()
+        return float(total) / train.numel()
     return step
 
 
@@ -259,6 +269,7 @@ def gradient_error(model: GCN, data: Data, seeds: Tensor, histories: list[Histor
     _check_gcn(model)
     samples = check_positive_int(samples, "samples")
     adj = build_adjacency(data.edge_index, data.num_nodes, "gcn", device=data.x.device)
+    seeds = seeds.to(data.y.device)
     loss_of = lambda out: F.cross_entropy(out, data.y[seeds])  # noqa: E731
     model.zero_grad(set_to_none=True)
     loss_of(model(data.x, adj)[seeds]).backward()
@@ -292,7 +303,7 @@ def gradient_study(data: Data, fanouts=(2, 5, 10), hidden_channels: int = 16, nu
     from .utils import resolve_device, seed_everything
 
     dev = resolve_device(device)
-    data = data.to(dev)
+    data = to_device(data, dev)
     seed_everything(seed)
     model = GCN(data.num_features, hidden_channels, int(data.y.max()) + 1, num_layers, dropout=0.0).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -317,7 +328,7 @@ def accuracy_runs(data: Data, fanout: int = 2, hidden_channels: int = 16, num_la
     from .utils import resolve_device, seed_everything
 
     dev = resolve_device(device)
-    data = data.to(dev)
+    data = to_device(data, dev)
     adj = build_adjacency(data.edge_index, data.num_nodes, "gcn", device=dev)
     rows = []
     for seed in seeds:

@@ -30,6 +30,28 @@ def data_root(tmp_path_factory) -> Path:
     pytest.skip("no data directory: set MSGNN_DATA to a folder holding Planetoid/Cora/raw etc.")
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def devices(request) -> torch.device:
+    """Each device a test should pass on: the CPU always, CUDA where a GPU is present (the
+    cuda case is skipped elsewhere, so CI on a CPU runs the cpu case and a GPU machine runs
+    both). Build the test's inputs on this device: the package's rule is that code runs on the
+    device of its inputs (CONTRIBUTING.md, "Devices")."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """A private cache folder (METIS partitions, GraphSAINT norms, IBMB node sets) for one test.
+    Use it in a module with ``pytestmark = pytest.mark.usefixtures("tmp_cache")``."""
+    monkeypatch.setenv("MSGNN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="session")
 def small_graph():
     """A 600-node, 4-class CSBM graph (undirected, no self-loops)."""

@@ -6,6 +6,8 @@ import torch
 from msgnn_lite import data as D
 from msgnn_lite.data import DatasetUnavailableError, describe, edge_homophily, load_dataset, make_csbm, make_local_csbm
 
+REPO_SHARED = __import__("pathlib").Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
 
 @pytest.mark.parametrize("name,nodes,edges,classes,split", [
     ("Cora", 2708, 10556, 7, (140, 500, 1000)),
@@ -174,3 +176,108 @@ def test_local_csbm_shuffled_ids_hide_the_locality_and_are_seeded():
         make_local_csbm(1000, 8, window=0)
     with pytest.raises(ValueError, match="window=4 allows 4"):  # 4 same-class edges per node need window >= 8
         make_local_csbm(1000, 10, homophily=0.8, window=4)
+
+
+def _load_in_subprocess(root, barrier, queue):
+    from msgnn_lite.data import load_dataset
+
+    barrier.wait()  # both processes start processing the fresh dataset at the same moment
+    try:
+        d = load_dataset("Cora", root=root)
+        queue.put(("ok", int(d.num_nodes), int(d.edge_index.size(1)), float(d.x.sum()), int(d.test_mask.sum())))
+    except Exception as err:  # noqa: BLE001 - reported to the parent
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def test_two_processes_loading_a_fresh_dataset_at_once_both_succeed(data_root, tmp_path):
+    """PyG writes processed/ in place; without the lock the second process can read a
+    half-written file ("PytorchStreamReader failed reading zip archive")."""
+    import multiprocessing as mp
+    import shutil
+
+    raw = tmp_path / "Planetoid" / "Cora" / "raw"
+    shutil.copytree(data_root / "Planetoid" / "Cora" / "raw", raw)
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_load_in_subprocess, args=(str(tmp_path), barrier, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=240) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(r[0] == "ok" for r in results), results
+    assert results[0] == results[1] == ("ok", 2708, 10556, results[0][3], 1000)
+    assert (tmp_path / "Planetoid" / "Cora" / "processed").is_dir()
+
+
+def test_a_folder_where_no_lock_file_can_be_made_still_loads(data_root, monkeypatch):
+    """A read-only data folder (processed files already there): the lock file cannot be
+    created, and loading goes on without it (nothing can be written there anyway)."""
+    import filelock
+
+    from msgnn_lite.data import load_dataset
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", self.lock_file)
+
+    load_dataset("Cora", root=data_root)
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+    assert load_dataset("Cora", root=data_root).num_nodes == 2708
+
+
+def _cora_copy(data_root, tmp_path):
+    import shutil
+
+    shutil.copytree(data_root / "Planetoid" / "Cora" / "raw", tmp_path / "Planetoid" / "Cora" / "raw")
+    return tmp_path / "Planetoid" / "Cora"
+
+
+@pytest.mark.parametrize("fname", ["ind.cora.test.index", "ind.cora.x", "ind.cora.graph"])
+def test_a_truncated_raw_file_is_refused_naming_dataset_and_file(data_root, tmp_path, fname):
+    """Half of test.index used to load as a different graph (test set of 500 nodes)."""
+    cora = _cora_copy(data_root, tmp_path)
+    path = cora / "raw" / fname
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(D.DatasetIntegrityError, match=rf"'Cora'.*{fname}.*damaged.*copy it again"):
+        load_dataset("Cora", root=tmp_path)
+
+
+def test_a_missing_raw_file_is_named(data_root, tmp_path):
+    cora = _cora_copy(data_root, tmp_path)
+    (cora / "raw" / "ind.cora.ty").unlink()
+    with pytest.raises(D.DatasetIntegrityError, match=r"ind.cora.ty is missing"):
+        load_dataset("Cora", root=tmp_path)
+
+
+def test_a_damaged_processed_file_is_reported_and_rebuilt(data_root, tmp_path):
+    _cora_copy(data_root, tmp_path)
+    good = load_dataset("Cora", root=tmp_path)
+    [processed] = [p for p in (tmp_path / "Planetoid" / "Cora" / "processed").glob("*.pt") if "data" in p.name]
+    processed.write_bytes(processed.read_bytes()[:100])
+    with pytest.warns(RuntimeWarning, match=r"'Cora'.*processed.*could not be read.*processing the raw files again"):
+        again = load_dataset("Cora", root=tmp_path)
+    assert torch.equal(again.x, good.x) and torch.equal(again.edge_index, good.edge_index)
+
+
+def test_processed_files_made_from_other_raw_files_are_rebuilt(data_root, tmp_path):
+    """A graph processed from a damaged raw file must not outlive the re-copied raw file."""
+    cora = _cora_copy(data_root, tmp_path)
+    good = load_dataset("Cora", root=tmp_path)
+    (cora / "processed" / D._STAMP).write_text("another digest\n")  # as if made from other raw files
+    marker = cora / "processed" / "marker"
+    marker.write_text("stale")
+    again = load_dataset("Cora", root=tmp_path)
+    assert not marker.exists(), "processed/ was not rebuilt"
+    assert int(again.test_mask.sum()) == 1000 and torch.equal(again.x, good.x)
+
+
+def test_known_checksums_match_the_shared_data_folder(data_root):
+    sums = {}
+    for line in (REPO_SHARED / "SHA256SUMS").read_text().splitlines() if REPO_SHARED.is_dir() else []:
+        digest, path = line.split()
+        sums[path.split("/")[-1]] = digest
+    if not sums:
+        pytest.skip("no shared data folder beside the checkout")
+    for name, files in D.RAW_SHA256.items():
+        for fname, digest in files.items():
+            assert sums[fname] == digest, f"{name}: {fname}"

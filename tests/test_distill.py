@@ -1,16 +1,18 @@
 """Distillation: the GLNN loss by hand, lambda = 1 is plain CE, training lowers the loss, the
-inductive split hides the held-out nodes from the teacher, LSP/GSP properties, latency table."""
+inductive split hides the held-out nodes from the teacher, LSP/GSP properties, latency table;
+everything on the data's device, the caller's graph left where it is."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from msgnn_lite.distill import (distill_step, distillation_loss, forward_with_hidden, gsp_loss, inductive_split,
-                                inference_latency, kd_loss, lsp_loss, teacher_logits, train_student)
+from msgnn_lite.distill import (distill_step, distillation_loss, forward_with_hidden, glnn_experiment, gsp_loss,
+                                inductive_split, inference_latency, kd_loss, lsp_loss, representation_step,
+                                teacher_logits, train_student)
 from msgnn_lite.models import MLP, SAGE
 from msgnn_lite.train import fit
-from msgnn_lite.utils import seed_everything
+from msgnn_lite.utils import seed_everything, to_device
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -182,3 +184,79 @@ def test_inference_latency_table(small_graph):
     # a 2-hop full neighbourhood touches more nodes than the queries themselves
     assert (gnn_rows.nodes_touched > gnn_rows.query_nodes).all()
     assert (df.latency_ms > 0).all()
+
+
+# --------------------------------------------------------------------------- devices
+def _on(dev, *tensors):
+    return all(t.device.type == dev.type for t in tensors)
+
+
+def test_inductive_split_on_a_device_is_the_cpu_split(small_graph, devices):
+    """The split is drawn on the host (one seed, one split on every device) and every tensor
+    of it comes back on the data's device."""
+    ref = inductive_split(small_graph, rate=0.2, seed=1)
+    sp = inductive_split(to_device(small_graph, devices), rate=0.2, seed=1)
+    obs = sp.observed
+    assert _on(devices, sp.obs_ids, sp.ind_ids, sp.test_tran_mask, sp.test_ind_mask, obs.x, obs.edge_index, obs.y)
+    for a, b in [(sp.obs_ids, ref.obs_ids), (sp.ind_ids, ref.ind_ids), (obs.edge_index, ref.observed.edge_index),
+                 (sp.test_ind_mask, ref.test_ind_mask), (obs.train_mask, ref.observed.train_mask)]:
+        assert torch.equal(a.cpu(), b)
+
+
+def test_gsp_subsets_are_drawn_on_the_generators_device(devices):
+    torch.manual_seed(0)
+    s, t = torch.randn(40, 6, device=devices), torch.randn(40, 3, device=devices)
+    for gen in (torch.Generator(device=devices).manual_seed(1), torch.Generator().manual_seed(1), None):
+        loss = gsp_loss(s, t, max_nodes=8, generator=gen)
+        assert loss.device.type == devices.type and float(loss) > 0
+    # the subset is the generator's randperm: the same seed, the same loss
+    a = gsp_loss(s, t, max_nodes=8, generator=torch.Generator(device=devices).manual_seed(2))
+    b = gsp_loss(s, t, max_nodes=8, generator=torch.Generator(device=devices).manual_seed(2))
+    assert torch.equal(a, b)
+    lsp = lsp_loss(s, t, torch.randint(0, 40, (2, 100), generator=torch.Generator().manual_seed(3)).to(devices))
+    assert lsp.device.type == devices.type
+
+
+@pytest.mark.parametrize("structure", [None, "lsp", "gsp"])
+def test_representation_step_on_a_device(small_graph, devices, structure):
+    """A GNN student trained on a device with a seeded CPU generator (converted to the device at
+    the first step); on the CPU the generator is used as it is, so GSP's subsets are its stream."""
+    d = to_device(small_graph, devices)
+    seed_everything(0)
+    teacher = SAGE(16, 12, 4, num_layers=2).to(devices).eval()
+    with torch.no_grad():
+        d.teacher_logits, d.teacher_hidden = forward_with_hidden(teacher, d.x, d.edge_index)
+    losses = []
+    for _ in range(2):
+        seed_everything(0)
+        student = SAGE(16, 8, 4, num_layers=2, dropout=0.0).to(devices)
+        opt = torch.optim.SGD(student.parameters(), lr=0.05)
+        step = representation_step(structure, beta=1.0, lam=0.5, max_nodes=64,
+                                   generator=torch.Generator().manual_seed(0))
+        losses.append([step(student, d, opt) for _ in range(3)])
+    assert all(isinstance(v, float) and math.isfinite(v) for v in losses[0])
+    if devices.type == "cpu":
+        assert losses[0] == losses[1]
+
+
+def test_teacher_logits_run_on_the_models_device(small_graph, devices):
+    seed_everything(0)
+    model = SAGE(16, 8, 4).to(devices)
+    z = teacher_logits(model, small_graph)  # CPU data, model on the device: a copy of the data moves
+    assert z.device.type == devices.type and small_graph.x.device.type == "cpu"
+    assert torch.allclose(z, teacher_logits(model, to_device(small_graph, devices)))
+
+
+def test_glnn_experiment_on_a_device_leaves_the_callers_data(small_graph, devices):
+    """glnn_experiment moves a copy of the data once; teacher logits, the split and the
+    evaluations then all happen on the device."""
+    runs = glnn_experiment(small_graph, (0,), hidden=8, epochs=2, patience=None, device=devices, split="given")
+    assert len(runs) == 3 * 4 and runs.acc.between(0, 100).all()
+    assert small_graph.x.device.type == "cpu" and small_graph.edge_index.device.type == "cpu"
+
+
+def test_inference_latency_on_a_device(small_graph, devices):
+    seed_everything(0)
+    gnn, mlp = SAGE(16, 8, 4).to(devices), MLP(16, 8, 4).to(devices)
+    df = inference_latency(gnn, mlp, to_device(small_graph, devices), query_sizes=(1, 20), repeat=1)
+    assert list(df["query_nodes"]) == [1, 1, 20, 20] and (df.latency_ms > 0).all()

@@ -1,14 +1,19 @@
-"""GAS: one batch is full-batch training; fresh histories make every batch exact."""
+"""GAS: one batch is full-batch training; fresh histories make every batch exact.
+
+GAS's device layout is tested on every device of the ``devices`` fixture: the loader is built on
+the host graph (its batches are moved to the model), the histories stay on the host, the model
+and the full-graph reference run on the device."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from msgnn_lite.data import make_csbm
-from msgnn_lite.gas import GASGNN, GASLoader, gas_train_step, history_staleness, step_memory
+from msgnn_lite.gas import GASGNN, GASLoader, gas_train_step, history_staleness, memory_study, step_memory
 from msgnn_lite.models import GCN, SAGE
 from msgnn_lite.partition import ClusterData, ClusterLoader, random_partition
 from msgnn_lite.sparse import build_adjacency
 from msgnn_lite.train import fit, minibatch_step
+from msgnn_lite.utils import to_device
 
 
 @pytest.fixture(scope="module")
@@ -23,28 +28,39 @@ def _grads(model):
     return {k: p.grad.clone() for k, p in model.named_parameters()}
 
 
+def _on(b, dev):
+    """A host batch's device inputs, as gas_train_step moves them (n_id stays with the histories)."""
+    return b.x.to(dev), b.adj.to(dev)
+
+
+def _host_histories(model):
+    return all(h.emb.device.type == "cpu" for h in model.histories)
+
+
 @pytest.mark.parametrize("conv,ref_cls", [("gcn", GCN), ("sage", SAGE), ("gcnii", None)])
-def test_one_batch_gas_is_full_batch(graph, conv, ref_cls):
+def test_one_batch_gas_is_full_batch(graph, conv, ref_cls, devices):
     """The whole graph as one batch: no halo, so outputs and gradients equal full batch
     (dropout included: the same random draws in the same order)."""
     torch.manual_seed(0)
-    model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=3, conv=conv, dropout=0.5)
+    model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=3, conv=conv, dropout=0.5).to(devices)
     b = next(iter(GASLoader(ClusterData(graph, 1), 1, normalization=model.normalization)))
     assert b.batch_size == b.num_nodes == graph.num_nodes
     torch.manual_seed(1)
-    out = model(b.x, b.adj, n_id=b.n_id, batch_size=b.batch_size)
-    F.cross_entropy(out, b.y).backward()
+    out = model(*_on(b, devices), n_id=b.n_id, batch_size=b.batch_size)
+    assert out.device.type == devices.type and _host_histories(model)
+    F.cross_entropy(out, b.y.to(devices)).backward()
     got = _grads(model)
     if ref_cls is not None:  # an independent implementation: msgnn_lite.models
-        ref = ref_cls(8, 16, 3, num_layers=3, dropout=0.5)
+        ref = ref_cls(8, 16, 3, num_layers=3, dropout=0.5).to(devices)
         ref.load_state_dict(model.state_dict())
     else:
         model.zero_grad()
         ref = model
     torch.manual_seed(1)
-    expected = ref(graph.x, build_adjacency(graph.edge_index, graph.num_nodes, model.normalization))
-    F.cross_entropy(expected, graph.y).backward()
-    torch.testing.assert_close(out[torch.argsort(b.n_id)], expected, rtol=0, atol=1e-6)
+    g = to_device(graph, devices)
+    expected = ref(g.x, build_adjacency(g.edge_index, g.num_nodes, model.normalization))
+    F.cross_entropy(expected, g.y).backward()
+    torch.testing.assert_close(out[torch.argsort(b.n_id.to(devices))], expected, rtol=0, atol=1e-6)
     for name, p in ref.named_parameters():
         torch.testing.assert_close(got[name], p.grad, rtol=1e-5, atol=1e-6)
     # the histories now hold every node's hidden embeddings
@@ -52,59 +68,100 @@ def test_one_batch_gas_is_full_batch(graph, conv, ref_cls):
 
 
 @pytest.mark.parametrize("conv", ["gcn", "sage", "gcnii"])
-def test_fresh_histories_make_every_batch_exact(graph, conv):
+def test_fresh_histories_make_every_batch_exact(graph, conv, devices):
     """GAS's exactness: with histories equal to the current embeddings, a mini-batch's
     output equals the full-graph output for its nodes (full-graph degrees in the batch
     operator). The Cluster-GCN subgraph, which drops the halo, does not."""
     torch.manual_seed(0)
-    model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=4, conv=conv).eval()
-    adj = build_adjacency(graph.edge_index, graph.num_nodes, model.normalization)
-    model.refresh_histories(graph.x, adj)
-    full = model(graph.x, adj)
+    model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=4, conv=conv).to(devices).eval()
+    g = to_device(graph, devices)
+    adj = build_adjacency(g.edge_index, g.num_nodes, model.normalization)
+    model.refresh_histories(g.x, adj)
+    full = model(g.x, adj)
     cd = ClusterData(graph, 6)
     seen = torch.zeros(graph.num_nodes, dtype=torch.long)
     for b in GASLoader(cd, 2, shuffle=False, normalization=model.normalization):
-        out = model(b.x, b.adj, n_id=b.n_id, batch_size=b.batch_size)
-        torch.testing.assert_close(out, full[b.n_id[:b.batch_size]], rtol=1e-5, atol=1e-5)
+        out = model(*_on(b, devices), n_id=b.n_id, batch_size=b.batch_size)
+        assert out.device.type == devices.type
+        torch.testing.assert_close(out, full[b.n_id[:b.batch_size].to(devices)], rtol=1e-5, atol=1e-5)
         seen[b.n_id[:b.batch_size]] += 1
     assert bool((seen == 1).all())  # an epoch covers each node once as an in-batch node
-    cb = next(iter(ClusterLoader(cd, 2)))
+    cb = next(iter(ClusterLoader(cd, 2))).to(devices)
     assert not torch.allclose(model(cb.x, cb.edge_index), full[cb.n_id], atol=1e-3)
-    assert max(history_staleness(model, graph.x, adj)) < 1e-6
+    assert max(history_staleness(model, g.x, adj)) < 1e-6
+    assert _host_histories(model)
 
 
-def test_stale_histories_are_used_for_the_halo(graph):
+def test_stale_histories_are_used_for_the_halo(graph, devices):
     """Zero histories change the batch output (the halo reads them), and push refreshes them."""
     torch.manual_seed(0)
-    model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=2).eval()
+    model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=2).to(devices).eval()
     cd = ClusterData(graph, 4, part=random_partition(graph.num_nodes, 4, seed=0))
     loader = GASLoader(cd, 1, shuffle=False)
     b = next(iter(loader))
     assert b.num_nodes > b.batch_size  # a halo exists
-    adj = build_adjacency(graph.edge_index, graph.num_nodes, "gcn")
-    stale = model(b.x, b.adj, n_id=b.n_id, batch_size=b.batch_size)
-    assert not torch.allclose(stale, model(graph.x, adj)[b.n_id[:b.batch_size]], atol=1e-4)
+    g = to_device(graph, devices)
+    adj = build_adjacency(g.edge_index, g.num_nodes, "gcn")
+    stale = model(*_on(b, devices), n_id=b.n_id, batch_size=b.batch_size)
+    assert not torch.allclose(stale, model(g.x, adj)[b.n_id[:b.batch_size].to(devices)], atol=1e-4)
     pushed = model.histories[0].pull(b.n_id[:b.batch_size])
     assert pushed.abs().sum() > 0 and model.histories[0].pull(b.n_id[b.batch_size:]).abs().sum() == 0
 
 
-def test_gas_training_learns_and_reports_memory(graph):
+def test_gas_training_learns_and_reports_memory(graph, devices):
     torch.manual_seed(0)
-    cd = ClusterData(graph, 8)
+    cd = ClusterData(graph, 8)  # on the host graph: only batches go to the device
     model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=2, dropout=0.2)
     gen = torch.Generator().manual_seed(0)
-    res = fit(model, graph, epochs=30, seed=0, device="cpu", measure_memory=False, progress=False,
+    res = fit(model, graph, epochs=30, seed=0, device=devices, measure_memory=False, progress=False,
               train_step=gas_train_step(GASLoader(cd, 2, generator=gen)))
     assert res.test_acc > 0.7
+    assert next(model.parameters()).device.type == devices.type and graph.x.device.type == "cpu"
+    assert _host_histories(model)
     torch.manual_seed(0)
     base = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=2, dropout=0.2)
-    res_cl = fit(base, graph, epochs=5, seed=0, device="cpu", measure_memory=False, progress=False,
+    res_cl = fit(base, graph, epochs=5, seed=0, device=devices, measure_memory=False, progress=False,
                  train_step=minibatch_step(ClusterLoader(cd, 2, shuffle=True)))
     assert res_cl.epochs_run == 5
-    full = step_memory(model, graph, device="cpu")
-    one = step_memory(model, graph, next(iter(GASLoader(cd, 1))), device="cpu")
+    full = step_memory(model, graph, device=devices)
+    one = step_memory(model, graph, next(iter(GASLoader(cd, 1))), device=devices)
     assert one["activation_bytes"] < full["activation_bytes"]
+    assert one["step_bytes"] < full["step_bytes"]
     assert one["history_bytes"] == graph.num_nodes * 16 * 4 and full["history_bytes"] == 0
+    assert graph.x.device.type == "cpu"  # the caller's graph was not moved
+
+
+def test_gas_on_a_gpu_keeps_the_graph_and_histories_on_the_host(graph, devices):
+    """GAS's layout with a CUDA model: the histories and the loader's graph stay in (pinned)
+    host memory; batches are pinned for asynchronous copies; the loss is still right."""
+    if devices.type != "cuda":
+        pytest.skip("the host/device split only exists with a GPU")
+    torch.manual_seed(0)
+    cd = ClusterData(graph, 8)
+    loader = GASLoader(cd, 2, generator=torch.Generator().manual_seed(0))
+    model = GASGNN(graph.num_nodes, 8, 16, 3, num_layers=3, dropout=0.0).to(devices)
+    assert all(h.pinned and h.emb.is_pinned() for h in model.histories)
+    b = next(iter(loader))
+    assert b.x.device.type == "cpu" and b.x.is_pinned() and b.adj.device.type == "cpu"
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    loss = gas_train_step(loader)(model, graph, opt)
+    assert loss > 0 and _host_histories(model) and cd.data.x.device.type == "cpu"
+    assert all(bool((h.age() >= 0).all()) for h in model.histories)  # every node pushed once per epoch
+
+
+def test_gas_step_memory_does_not_grow_with_the_graph(devices):
+    """The same GAS batch (256 in-batch nodes + halo) on a 20k- and a 100k-node graph: its step
+    memory must not grow with the graph. On a GPU this is the CUDA peak, which would count the
+    graph and its operator if the full-batch measurement's copies were still allocated (or if
+    GAS moved them to the GPU), ~50 MB at 100k nodes; the full batch's own memory grows with it."""
+    mem = memory_study(sizes=(20_000, 100_000), batch_nodes=256, avg_degree=10.0, num_features=32,
+                       hidden_channels=32, device=devices, progress=False)
+    step = mem.pivot(index="nodes", columns="method", values="step_mb")
+    graph_mb = 100_000 * (32 * 4 + 10 * 2 * 8) / 2**20  # features + edge_index of the big graph (~27 MB)
+    gas_growth = step.loc[100_000, "GAS"] - step.loc[20_000, "GAS"]
+    assert gas_growth < 0.1 * graph_mb, step  # only the halo grows a little (1.9k -> 2.6k batch nodes)
+    assert step.loc[100_000, "full batch"] - step.loc[20_000, "full batch"] > 0.5 * graph_mb, step
+    assert (mem.history_mb[mem.method == "GAS"] > 0).all()
 
 
 def test_bad_arguments(graph):

@@ -1,5 +1,6 @@
 """IBMB: batches partition the outputs, hold them first, respect the cap, are induced
-subgraphs, reload from the cache; the schedule and the loss on outputs only."""
+subgraphs, reload from the cache; the schedule and the loss on outputs only; batches on the
+data's device, the epoch order on the host."""
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from msgnn_lite.models import GCN
 from msgnn_lite.partition import metis_partition
 from msgnn_lite.ppr import push_ppr
 from msgnn_lite.train import minibatch_step
+from msgnn_lite.utils import to_device
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +42,28 @@ def edge_set(ei):
     return set(map(tuple, ei.t().tolist()))
 
 
+def on(dev, *tensors):
+    """Every tensor is on ``dev``'s device type (``cuda`` matches ``cuda:0``)."""
+    return all(t.device.type == dev.type for t in tensors)
+
+
 @pytest.mark.parametrize("make", [node_loader, batch_loader], ids=["node-wise", "batch-wise"])
-def test_batches_partition_the_outputs_and_are_induced_subgraphs(graph, make):
+def test_batches_partition_the_outputs_and_are_induced_subgraphs(graph, make, devices):
+    graph = to_device(graph, devices)
     loader = make(graph)
     outputs = graph.train_mask.nonzero().view(-1)
     seen = torch.cat([b.n_id[:b.batch_size] for b in loader.batches])
     assert torch.equal(torch.sort(seen).values, outputs)  # every output node in exactly one batch
     all_edges = edge_set(graph.edge_index)
     for b in loader.batches:
+        assert on(devices, b.x, b.y, b.edge_index, b.n_id, b.e_id, b.output_node_mask)
         assert torch.unique(b.n_id).numel() == b.num_nodes
         assert bool(b.output_node_mask[:b.batch_size].all()) and not bool(b.output_node_mask[b.batch_size:].any())
         assert bool(graph.train_mask[b.n_id[:b.batch_size]].all())
         assert torch.equal(b.y, graph.y[b.n_id]) and torch.equal(b.x, graph.x[b.n_id])
         glob = b.n_id[b.edge_index]
         assert torch.equal(graph.edge_index[:, b.e_id], glob)  # every batch edge is a real edge
-        inside = torch.zeros(graph.num_nodes, dtype=torch.bool)
+        inside = torch.zeros(graph.num_nodes, dtype=torch.bool, device=devices)
         inside[b.n_id] = True
         induced = graph.edge_index[:, inside[graph.edge_index[0]] & inside[graph.edge_index[1]]]
         assert edge_set(glob) == edge_set(induced) and edge_set(glob) <= all_edges
@@ -113,17 +122,19 @@ def test_cached_node_sets_reload_identically(graph, tmp_path):
     assert batch_loader(graph, cache=True).from_cache and not d.from_cache
 
 
-def test_symmetric_kl_and_the_tour():
+def test_symmetric_kl_and_the_tour(devices):
     p = label_distributions([torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([0, 2])],
-                            torch.tensor([0, 0, 1, 1]), 2)
+                            torch.tensor([0, 0, 1, 1], device=devices), 2)
+    assert on(devices, p)  # on the labels' device
     d = symmetric_kl(p)
     manual = (p[0] * (p[0] / p[1]).log()).sum() + (p[1] * (p[1] / p[0]).log()).sum()
     assert torch.allclose(d[0, 1], manual) and torch.allclose(d, d.T)
-    assert torch.allclose(d.diagonal(), torch.zeros(3, dtype=d.dtype))
+    assert torch.allclose(d.diagonal(), torch.zeros(3, dtype=d.dtype, device=devices))
     gen = torch.Generator().manual_seed(0)
     d = torch.rand(8, 8, generator=gen)
-    d = d + d.T
+    d = (d + d.T).to(devices)
     tour = kl_tour(d, start=3)
+    assert on(devices, tour)
     assert sorted(tour.tolist()) == list(range(8)) and int(tour[0]) == 3
     for i in range(1, 8):  # every step goes to the farthest batch not yet visited
         rest = [j for j in range(8) if j not in tour[:i].tolist()]
@@ -131,14 +142,54 @@ def test_symmetric_kl_and_the_tour():
 
 
 @pytest.mark.parametrize("order", ["order", "sample", "rand"])
-def test_every_order_visits_each_batch_once(graph, order):
-    loader = node_loader(graph, batch_order=order, generator=torch.Generator().manual_seed(0))
-    for _ in range(2):
-        ids = [id(b) for b in loader]
-        assert len(ids) == len(loader) and len(set(ids)) == len(loader)
+def test_every_order_visits_each_batch_once(graph, order, devices):
+    """On any data device, with a generator of any device (the order is host bookkeeping: no
+    CUDA generator may reach a CPU draw, the crash of notebook 06 on the H200)."""
+    for gen in {torch.device("cpu"), devices}:
+        loader = node_loader(to_device(graph, devices), batch_order=order,
+                             generator=torch.Generator(device=gen).manual_seed(0))
+        for _ in range(2):
+            batches = list(loader)
+            ids = [id(b) for b in batches]
+            assert len(ids) == len(loader) and len(set(ids)) == len(loader)
+            assert all(on(devices, b.x, b.edge_index) for b in batches)
 
 
-def test_loss_only_on_output_nodes(graph):
+@pytest.mark.parametrize("order", ["sample", "rand"])
+def test_a_cpu_generator_keeps_its_stream(graph, order):
+    """With CPU data and a CPU generator the loader draws from that very generator, as before
+    (stored notebook outputs depend on it): "rand" is its randperm stream, and two loaders with
+    the same seed give the same batches in the same order."""
+    gen = torch.Generator().manual_seed(5)
+    a = node_loader(graph, batch_order=order, generator=gen)
+    assert a.generator is gen
+    b = node_loader(graph, batch_order=order, generator=torch.Generator().manual_seed(5))
+    ref = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        got = [int(x.n_id[0]) for x in a]
+        assert got == [int(x.n_id[0]) for x in b]
+        if order == "rand":
+            assert got == [int(a.batches[i].n_id[0]) for i in torch.randperm(len(a), generator=ref).tolist()]
+
+
+def test_a_loader_on_a_device_gives_the_cpu_loaders_batches(graph, devices):
+    """Node-wise node sets are computed on the host (push-PPR): the device loader's batches are
+    the CPU loader's, built on the device. Batch-wise ones share the METIS output sets (their
+    topic PPR runs on the device, where float rounding may reorder near-ties)."""
+    for make in (node_loader, batch_loader):
+        cpu, dev = make(graph), make(to_device(graph, devices))
+        assert len(cpu) == len(dev)
+        for a, b in zip(cpu.batches, dev.batches):
+            assert on(devices, b.n_id, b.x, b.edge_index, b.output_node_mask) and b.batch_size == a.batch_size
+            assert torch.equal(a.n_id[:a.batch_size], b.n_id[:b.batch_size].cpu())
+            if make is node_loader:
+                assert torch.equal(a.n_id, b.n_id.cpu()) and torch.equal(a.edge_index, b.edge_index.cpu())
+                assert torch.equal(a.x, b.x.cpu())
+    assert graph.x.device.type == "cpu"
+
+
+def test_loss_only_on_output_nodes(graph, devices):
+    graph = to_device(graph, devices)
     loader = node_loader(graph)
     scrambled = graph.clone()
     scrambled.y = torch.where(graph.train_mask, graph.y, (graph.y + 1) % 4)  # change only non-output labels
@@ -146,21 +197,37 @@ def test_loss_only_on_output_nodes(graph):
     params = []
     for ld, g in [(loader, graph), (loader2, scrambled)]:
         torch.manual_seed(0)
-        model = GCN(8, 16, 4, dropout=0.0)
+        model = GCN(8, 16, 4, dropout=0.0).to(devices)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         minibatch_step(ld)(model, g, opt)
         params.append(torch.cat([p.detach().view(-1) for p in model.parameters()]))
-    assert torch.equal(params[0], params[1])
+    if devices.type == "cpu":
+        assert torch.equal(params[0], params[1])
+    else:  # GPU sparse kernels may round differently from run to run; a leak would be far larger
+        assert torch.allclose(params[0], params[1], rtol=0, atol=1e-6)
 
 
-def test_inference_with_the_whole_component_equals_the_full_forward():
-    g = make_csbm(150, 8, 3, 6, 0.7, seed=3)
+def test_inference_with_the_whole_component_equals_the_full_forward(devices):
+    g = to_device(make_csbm(150, 8, 3, 6, 0.7, seed=3), devices)
     loader = IBMBNodeLoader(g, "rand", None, num_auxiliary_nodes=150, num_nodes_per_batch=150, eps=1e-7, cache=False)
     assert len(loader) == 1 and loader.batches[0].num_nodes == 150  # connected: every node is an auxiliary
     torch.manual_seed(0)
-    model = GCN(6, 16, 3, dropout=0.0).eval()
+    model = GCN(6, 16, 3, dropout=0.0).to(devices).eval()
     pred = ibmb_inference(model, loader)
+    assert on(devices, pred)
     assert torch.allclose(pred, model(g.x, g.edge_index), atol=1e-5)
+
+
+def test_inference_leaves_the_loaders_batches_where_they_are(graph, devices):
+    """ibmb_inference on another device than the loader's copies each batch (PyG's Data.to
+    would move the loader's own batches in place)."""
+    loader = node_loader(graph)
+    torch.manual_seed(0)
+    model = GCN(8, 16, 4, dropout=0.0).to(devices).eval()
+    pred = ibmb_inference(model, loader)
+    assert on(devices, pred) and all(b.x.device.type == "cpu" for b in loader.batches)
+    outputs = graph.train_mask.nonzero().view(-1)
+    assert bool(torch.isfinite(pred[outputs.to(pred.device)]).all())
 
 
 @pytest.mark.parametrize("kwargs,match", [

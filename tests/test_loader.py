@@ -10,6 +10,7 @@ from msgnn_lite.data import make_csbm
 from msgnn_lite.loader import NeighborLoader, layerwise_inference, receptive_field_size, sample_neighbors, to_csr
 from msgnn_lite.models import GCN, SAGE
 from msgnn_lite.sparse import build_adjacency
+from msgnn_lite.utils import to_device
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +29,15 @@ def _power_law_graph(n=1500, seed=0):
     return Data(edge_index=ei, x=torch.randn(n, 4), y=torch.randint(0, 3, (n,)), num_nodes=n)
 
 
-def test_sampled_edges_exist_and_fanout_respected():
-    data = _power_law_graph()
+def test_sampled_edges_exist_and_fanout_respected(devices):
+    data = _power_law_graph().to(devices)
     n = data.num_nodes
     edges = set((data.edge_index[0] * n + data.edge_index[1]).tolist())
     indeg = torch.bincount(data.edge_index[1], minlength=n)
     fanouts = [7, 3]
     loader = NeighborLoader(data, fanouts, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
     for b in loader:
+        assert b.edge_index.device == b.x.device == b.n_id.device == data.x.device, "batches stay on the data's device"
         g = b.n_id[b.edge_index]  # global (src, dst)
         assert set((g[0] * n + g[1]).tolist()) <= edges, "a sampled edge is not in the input graph"
         assert b.e_id.numel() == b.edge_index.size(1)
@@ -55,7 +57,8 @@ def test_sampled_edges_exist_and_fanout_respected():
             assert torch.equal(got, want), "a node got more than its fanout, or fewer than min(deg, fanout)"
 
 
-def test_seeds_first_batch_size_and_features(graph):
+def test_seeds_first_batch_size_and_features(graph, devices):
+    graph = to_device(graph, devices)
     seeds = graph.train_mask.nonzero().view(-1)
     loader = NeighborLoader(graph, [5, 5], batch_size=100, input_nodes=graph.train_mask)
     assert len(loader) == -(-seeds.numel() // 100)

@@ -1,5 +1,8 @@
 """Multiscale training: coarse-to-fine schedule, equivalence with plain training,
-the telescoping gradient estimator and the work accounting."""
+the telescoping gradient estimator and the work accounting.
+
+The training tests take the ``devices`` fixture: the graph is on that device, the coarse graphs
+and their random draws must be made there, and the properties are those of the CPU run."""
 import pytest
 import torch
 
@@ -9,6 +12,7 @@ from msgnn_lite.multiscale import (
     MultiscaleTrainer,
     Work,
     compare_methods,
+    evaluate_full,
     flat_grad,
     forward_work,
     graph_loss,
@@ -23,17 +27,29 @@ from msgnn_lite.multiscale import (
     train_multiscale_gradient,
 )
 from msgnn_lite.train import fit
-from msgnn_lite.utils import seed_everything
+from msgnn_lite.utils import seed_everything, to_device
 
 
 @pytest.fixture(scope="module")
-def graph():
+def cpu_graph():
     return make_csbm(120, 5, 3, 8, 0.8, seed=0, feature_signal=1.5, train_ratio=0.3, val_ratio=0.2)
+
+
+@pytest.fixture
+def graph(cpu_graph, devices):
+    return to_device(cpu_graph, devices)
 
 
 def _model(graph, seed=0, **kw):
     seed_everything(seed)
-    return GCN(graph.num_features, 16, graph.num_classes, num_layers=2, dropout=kw.pop("dropout", 0.0), **kw)
+    model = GCN(graph.num_features, 16, graph.num_classes, num_layers=2, dropout=kw.pop("dropout", 0.0), **kw)
+    return model.to(graph.x.device)
+
+
+def _close(devices):
+    """Tolerances for comparing two runs: exact up to float rounding on the CPU; a GPU's sparse
+    kernels may add in another order."""
+    return {} if devices.type == "cpu" else {"rtol": 1e-4, "atol": 1e-4}
 
 
 def test_paper_schedule():
@@ -41,31 +57,33 @@ def test_paper_schedule():
     assert paper_schedule(0, 7) == [(0, 7)]
 
 
-def test_one_level_equals_plain_training(graph):
+def test_one_level_equals_plain_training(graph, devices):
     """levels=0 (only the fine graph) is plain full-batch training, step for step."""
-    plain = fit(_model(graph), graph, epochs=15, lr=0.01, weight_decay=0.0, seed=0, device="cpu", progress=False,
+    plain = fit(_model(graph), graph, epochs=15, lr=0.01, weight_decay=0.0, seed=0, device=devices, progress=False,
                 measure_memory=False)
-    ms = train_full(_model(graph), graph, epochs=15, lr=0.01, weight_decay=0.0, seed=0, device="cpu",
+    ms = train_full(_model(graph), graph, epochs=15, lr=0.01, weight_decay=0.0, seed=0, device=devices,
                     progress=False)
-    torch.testing.assert_close(torch.tensor(ms.history["loss"].values), torch.tensor(plain.history["loss"].values))
-    assert ms.result.test_acc == plain.test_acc
+    torch.testing.assert_close(torch.tensor(ms.history["loss"].values), torch.tensor(plain.history["loss"].values),
+                               **_close(devices))
+    assert ms.result.test_acc == pytest.approx(plain.test_acc, abs=0 if devices.type == "cpu" else 0.02)
     assert ms.fine_epochs == pytest.approx(15.0)
 
 
-def test_ratio_one_coarse_to_fine_equals_plain_training(graph):
+def test_ratio_one_coarse_to_fine_equals_plain_training(graph, devices):
     """Coarsening that keeps every node (top-k, ratio 1) makes every level the fine graph."""
-    plain = fit(_model(graph, dropout=0.5), graph, epochs=21, lr=0.01, weight_decay=0.0, seed=1, device="cpu",
+    plain = fit(_model(graph, dropout=0.5), graph, epochs=21, lr=0.01, weight_decay=0.0, seed=1, device=devices,
                 progress=False, measure_memory=False)
     ms = train_multiscale(_model(graph, dropout=0.5), graph, levels=2, epochs=3, method="topk", ratio=1.0,
-                          lr=0.01, seed=1, device="cpu", progress=False)
+                          lr=0.01, seed=1, device=devices, progress=False)
     assert len(ms.history) == 21 and list(ms.history["level"]) == [2] * 12 + [1] * 6 + [0] * 3
     torch.testing.assert_close(torch.tensor(ms.history["loss"].values), torch.tensor(plain.history["loss"].values),
-                               rtol=1e-4, atol=1e-5)
+                               rtol=1e-4, atol=1e-5 if devices.type == "cpu" else 1e-4)
 
 
-def test_coarse_to_fine_levels_sizes_and_work(graph):
-    ms = train_multiscale(_model(graph), graph, levels=2, epochs=4, method="random", lr=0.01, seed=0, device="cpu",
-                          progress=False)
+def test_coarse_to_fine_levels_sizes_and_work(cpu_graph, devices):
+    ms = train_multiscale(_model(cpu_graph), cpu_graph, levels=2, epochs=4, method="random", lr=0.01, seed=0,
+                          device=devices, progress=False)
+    assert cpu_graph.x.device.type == "cpu"  # trained on a copy: the caller's graph was not moved
     h = ms.history
     assert list(h["level"]) == [2] * 16 + [1] * 8 + [0] * 4
     assert set(h.loc[h.level == 2, "nodes"]) == {30} and set(h.loc[h.level == 1, "nodes"]) == {60}
@@ -78,13 +96,32 @@ def test_coarse_to_fine_levels_sizes_and_work(graph):
     assert 0 <= ms.result.test_acc <= 1 and ms.result.best_epoch >= 1
 
 
-def test_random_coarsening_resamples_each_epoch(graph):
+def test_random_coarsening_resamples_each_epoch(graph, devices):
     trainer = MultiscaleTrainer(graph, [(1, 3)], method="random", seed=0)
-    ids = [trainer.graph_for(graph, 1, e).node_ids for e in range(3)]
-    assert all(i.numel() == 60 for i in ids)
+    assert trainer.generator.device.type == devices.type  # draws are made on the graph's device
+    graphs = [trainer.graph_for(graph, 1, e) for e in range(3)]
+    for g in graphs:
+        assert g.node_ids.numel() == 60 and g.node_ids.unique().numel() == 60
+        assert g.node_ids.device.type == g.edge_index.device.type == g.x.device.type == devices.type
+    ids = [g.node_ids for g in graphs]
     assert not torch.equal(ids[0], ids[1]) or not torch.equal(ids[1], ids[2])
+    again = MultiscaleTrainer(graph, [(1, 3)], method="random", seed=0)  # the same seed: the same draws
+    assert all(torch.equal(i, again.graph_for(graph, 1, e).node_ids) for e, i in enumerate(ids))
     fixed = MultiscaleTrainer(graph, [(1, 3)], method="topk", seed=0)
     assert torch.equal(fixed.graph_for(graph, 1, 0).node_ids, fixed.graph_for(graph, 1, 1).node_ids)
+
+
+def test_a_coarse_graph_without_training_nodes_skips_its_step(cpu_graph, devices):
+    g = cpu_graph.clone()
+    g.train_mask = torch.zeros(120, dtype=torch.bool)
+    g.train_mask[5] = True  # one labelled node: most coarse graphs lose it
+    g = to_device(g, devices)
+    ms = train_multiscale(_model(g), g, levels=2, epochs=3, method="random", lr=0.01, seed=0, device=devices,
+                          progress=False)
+    h = ms.history
+    skipped = h["loss"] == 0.0
+    assert skipped.any() and len(h) == 21 and h["loss"].notna().all()  # not a diverged run
+    assert (h["fine_epochs"].diff().fillna(h["fine_epochs"].iloc[0])[skipped] == 0).all()  # no work counted
 
 
 @pytest.mark.parametrize("method", ["random", "subgraph"])
@@ -104,9 +141,16 @@ def test_resample_every_reuses_a_draw_for_that_many_epochs(graph, method):
         MultiscaleTrainer(graph, [(1, 2)], resample_every=0)
 
 
-def test_sub_to_full_runs_on_subgraphs(graph):
-    ms = sub_to_full(_model(graph), graph, levels=1, epochs=3, lr=0.01, device="cpu", progress=False)
+def test_sub_to_full_runs_on_subgraphs(graph, devices):
+    ms = sub_to_full(_model(graph), graph, levels=1, epochs=3, lr=0.01, device=devices, progress=False)
     assert ms.method == "subgraph" and list(ms.history["level"]) == [1] * 6 + [0] * 3
+    assert set(ms.history["nodes"]) == {60, 120}
+
+
+def test_evaluate_full_reads_plain_floats(graph):
+    res = evaluate_full(_model(graph), graph)
+    assert set(res) == {"train_acc", "val_acc", "test_acc", "val_loss"}
+    assert all(type(v) is float for v in res.values()) and 0 <= res["val_acc"] <= 1
 
 
 def _grad(model, loss):
@@ -124,11 +168,11 @@ def test_telescoping_with_no_levels_is_the_plain_gradient(graph):
     assert work.total == pytest.approx(graph_loss(model, graph)[1].total)
 
 
-def test_telescoping_monte_carlo_mean_approaches_full_gradient(graph):
+def test_telescoping_monte_carlo_mean_approaches_full_gradient(graph, devices):
     model = _model(graph)
     model.eval()
     exact = _grad(model, graph_loss(model, graph)[0])
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=devices).manual_seed(0)
     samples = torch.stack([_grad(model, multiscale_loss(model, graph, levels=2, batch_ratio=1.0, generator=gen)[0])
                            for _ in range(300)])
     single = (samples - exact).norm(dim=1).mean() / exact.norm()
@@ -136,7 +180,7 @@ def test_telescoping_monte_carlo_mean_approaches_full_gradient(graph):
     assert mean_err < 0.25 * single  # noise averages out: unbiased up to Monte Carlo error
     assert mean_err < 0.1
     # the coarse-only term on its own is biased: its mean stays away from the exact gradient
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=devices).manual_seed(0)
     coarse = torch.stack([_grad(model, multiscale_loss(model, graph, levels=2, form="coarse", generator=gen)[0])
                           for _ in range(300)])
     assert (coarse.mean(0) - exact).norm() / exact.norm() > 2 * mean_err
@@ -145,7 +189,7 @@ def test_telescoping_monte_carlo_mean_approaches_full_gradient(graph):
 def test_abs_form_flips_the_correction_sign(graph):
     model = _model(graph)
     model.eval()
-    gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)  # CPU ones, on any device
     tele, _ = multiscale_loss(model, graph, levels=1, form="telescoping", generator=gen_a)
     absf, _ = multiscale_loss(model, graph, levels=1, form="abs", generator=gen_b)
     # same draws: the two losses agree iff the fine-minus-coarse difference is >= 0
@@ -157,7 +201,8 @@ def test_abs_form_flips_the_correction_sign(graph):
     torch.testing.assert_close(absf - base, diff.abs())
 
 
-def test_work_counts(graph):
+def test_work_counts(cpu_graph):
+    graph = cpu_graph
     model = GCN(8, 16, 3, num_layers=2)
     w = forward_work(model, 100, 600)
     # layer 1: 100*8*16 dense, propagate the narrower width (8); layer 2: 100*16*3, width 3
@@ -167,7 +212,8 @@ def test_work_counts(graph):
     assert (Work(1, 2) + Work(3, 4)).total == 10
 
 
-def test_bad_arguments_raise(graph):
+def test_bad_arguments_raise(cpu_graph):
+    graph = cpu_graph
     with pytest.raises(ValueError, match="ratio"):
         train_multiscale(_model(graph), graph, levels=1, epochs=2, ratio=1.5, progress=False)
     with pytest.raises(ValueError, match="k must be"):
@@ -182,9 +228,11 @@ def test_bad_arguments_raise(graph):
         multiscale_loss(_model(graph), graph, levels=1, batch_ratio=0.0)
 
 
-def test_compare_methods_target_is_a_fraction_of_the_baseline_best(graph):
+def test_compare_methods_target_is_a_fraction_of_the_baseline_best(cpu_graph, devices):
+    graph = cpu_graph  # a CPU graph: compare_methods moves a copy to the device once
     runs, hist = compare_methods(graph, lambda: _model(graph), [{"method": "random", "levels": 1}], epochs=6,
-                                 lr=1e-2, eval_every=1, target_fraction=0.9, progress=False)
+                                 lr=1e-2, eval_every=1, target_fraction=0.9, progress=False, device=devices)
+    assert graph.x.device.type == "cpu"  # the caller's graph stays where it was
     base = runs[runs.method == "full graph"].iloc[0]
     assert base.target_val_acc == pytest.approx(0.9 * base.val_acc)
     assert base.speedup_work == pytest.approx(1.0) and base.speedup_time == pytest.approx(1.0)
@@ -221,11 +269,11 @@ def test_multiscale_gradient_training_step_is_unbiased(graph):
     assert len(step.work) == 300 and all(w.total > 0 for w in step.work)
 
 
-def test_train_multiscale_gradient_in_compare_methods(graph):
+def test_train_multiscale_gradient_in_compare_methods(graph, devices):
     runs, hist = compare_methods(graph, lambda: _model(graph),
                                  [{"method": "gradient", "levels": 1, "batch_ratio": 0.5},
                                   {"method": "random", "levels": 1, "k": 2}],
-                                 epochs=8, lr=1e-2, eval_every=2, progress=False)
+                                 epochs=8, lr=1e-2, eval_every=2, progress=False, device=devices)
     assert list(runs.method) == ["full graph", "gradient", "random k=2"]
     g = hist[("gradient", 1, 0)]
     assert len(g) == 8 and g["val_acc"].notna().sum() == 4  # evaluated every 2 steps, like the baseline
@@ -233,5 +281,28 @@ def test_train_multiscale_gradient_in_compare_methods(graph):
     # a step: the coarse graph (1/2) + a half-size fine batch and its coarsening (1/2 + 1/4), fewer
     # edges per node on the coarse graphs -- between 1/2 and 5/4 of a full-graph step
     assert 0.5 * 8 < g["fine_epochs"].iloc[-1] < 1.25 * 8
-    res = train_multiscale_gradient(_model(graph), graph, levels=1, epochs=3, lr=1e-2, progress=False)
+    res = train_multiscale_gradient(_model(graph), graph, levels=1, epochs=3, lr=1e-2, progress=False, device=devices)
     assert res.result.epochs_run == 3 and res.method == "gradient (telescoping)"
+
+
+def test_multiscale_gradient_step_draws_on_the_graphs_device(graph, devices):
+    # a seeded CPU generator drives the draws on any device: the same seed repeats a step exactly
+    losses = []
+    for seed in (3, 3, 4):
+        model = _model(graph)
+        step = multiscale_gradient_step(levels=1, batch_ratio=0.5, seed=seed)
+        losses.append(step(model, graph, torch.optim.SGD(model.parameters(), lr=0.1)))
+        assert step.generator.device.type == "cpu" and step._device_generator.device.type == devices.type
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6) and losses[2] != pytest.approx(losses[0], rel=1e-6)
+
+
+def test_coarse_graph_costs_run_on_the_requested_device(devices):
+    from msgnn_lite.bench.multiscale import coarse_graph_costs
+    from msgnn_lite.data import make_local_csbm
+
+    data = make_local_csbm(2000, 10, num_classes=10, num_features=32, seed=0)
+    costs = coarse_graph_costs(data, rows=(("random", 1, 1), ("subgraph", 2, 1), ("random", 1, 2)), device=devices)
+    assert data.x.device.type == "cpu"  # measured on a copy
+    assert list(costs["nodes"]) == [2000, 1000, 500, 1000]
+    assert (costs[["coarsen_s", "operator_s", "step_s"]] >= 0).all().all() and (costs["step_s"] > 0).all()
+    assert costs["edges"].iloc[3] > costs["edges"].iloc[1]  # k = 2 joins nodes two hops apart

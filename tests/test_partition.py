@@ -5,6 +5,7 @@ import torch
 from msgnn_lite.data import make_csbm
 from msgnn_lite.partition import (ClusterData, ClusterLoader, diag_enhanced_adjacency, metis_partition,
                                   partition_stats, random_partition)
+from msgnn_lite.utils import to_device
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +18,8 @@ def graph():
     return make_csbm(4000, 10, 5, 8, 0.9, seed=2)
 
 
-def test_epoch_covers_every_node_once_and_restores_between_cluster_edges(graph):
+def test_epoch_covers_every_node_once_and_restores_between_cluster_edges(graph, devices):
+    graph = to_device(graph, devices)
     cd = ClusterData(graph, num_parts=23)
     loader = ClusterLoader(cd, batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(0))
     assert len(loader) == 5
@@ -25,12 +27,13 @@ def test_epoch_covers_every_node_once_and_restores_between_cluster_edges(graph):
     edges = set((graph.edge_index[0] * n + graph.edge_index[1]).tolist())
     seen = []
     for b in loader:
+        assert b.edge_index.device == b.x.device == b.n_id.device == graph.x.device, "batches stay on the data's device"
         seen.append(b.n_id)
         g = b.n_id[b.edge_index]
         assert set((g[0] * n + g[1]).tolist()) <= edges
         assert torch.equal(graph.edge_index[:, b.e_id], g)
         # Exactly the induced subgraph of the batch's nodes (between-cluster edges included).
-        inside = torch.zeros(n, dtype=torch.bool)
+        inside = torch.zeros(n, dtype=torch.bool, device=graph.x.device)
         inside[b.n_id] = True
         assert b.edge_index.size(1) == int((inside[graph.edge_index[0]] & inside[graph.edge_index[1]]).sum())
         assert len(torch.unique(cd.part[b.n_id])) in (3, 5)  # 23 = 4 x 5 + 3

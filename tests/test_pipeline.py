@@ -44,10 +44,10 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
-def _notebook(path: Path, body: str):
+def _notebook(path: Path, body: str, parameters: str = 'profile = "default"'):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('profile = "default"')
+    params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
     nbformat.write(nb, path)
@@ -76,8 +76,28 @@ def test_pipeline_reports_a_failing_notebook_and_runs_the_rest(tmp_path, monkeyp
     assert "| 00_ok | profile is full | 1 | 1 |" in summary  # the profile was injected
     assert (out / "00_ok.ipynb").exists() and (out / "02_ok.ipynb").exists()
     assert [p.name for p in discover(tmp_path / "notebooks", ["2"])] == ["02_ok.ipynb"]
-    with pytest.raises(SystemExit, match="no notebook numbered 07"):
+    with pytest.raises(ValueError, match="no notebook numbered 07"):
         discover(tmp_path / "notebooks", ["07"])
+
+
+def test_device_flag_reaches_every_notebook_and_bad_flags_write_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "msgnn_lite").mkdir()
+    _notebook(tmp_path / "notebooks" / "00_dev.ipynb",
+              "from msgnn_lite.results import Claim, record_results\n"
+              "record_results('00_dev', [Claim('device is cpu', 1.0, float(device == 'cpu'))], profile=profile)",
+              parameters='profile = "default"\ndevice = "auto"')
+    monkeypatch.setenv("MSGNN_ROOT", str(tmp_path))
+    monkeypatch.setenv("MSGNN_PROGRESS", "0")
+    monkeypatch.delenv("MSGNN_RESULTS_DIR", raising=False)
+    for bad in (["--only", "99"], ["--device", "tpu"], ["--timeout", "0"]):
+        with pytest.raises((SystemExit, ValueError)):
+            run_main(bad)
+        assert not (tmp_path / "runs").exists(), f"{bad} wrote output before refusing"
+    assert "--device" in capsys.readouterr().err
+    assert run_main(["--device", "cpu"]) == 0
+    os.environ.pop("MSGNN_RESULTS_DIR", None)
+    assert "| 00_dev | device is cpu | 1 | 1 |" in (tmp_path / "runs" / "default" / "summary.md").read_text()
 
 
 def test_render_summary_tables():

@@ -141,3 +141,29 @@ def test_topic_ppr_never_returns_unreachable_nodes():
     ei = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 4, 3]])
     top = topic_ppr(ei, 5, [torch.tensor([0])], topk=5)[0]
     assert sorted(top.tolist()) == [0, 1, 2]
+
+
+def test_push_ppr_returns_on_the_graphs_device(graph, devices):
+    """push-PPR is CPU code (numba/scipy): the graph is copied to the host once and the result
+    comes back on the graph's device, equal to the CPU run."""
+    n = graph.num_nodes
+    sources = torch.tensor([0, 7, 42])
+    ref = push_ppr(graph.edge_index, n, sources, eps=1e-4, topk=8)
+    res = push_ppr(graph.edge_index.to(devices), n, sources.to(devices), eps=1e-4, topk=8)
+    for got, want in ((res.sources, ref.sources), (res.nodes, ref.nodes), (res.scores, ref.scores)):
+        assert got.device.type == devices.type and torch.equal(got.cpu(), want)
+    exact = exact_ppr(graph.edge_index.to(devices), n)
+    assert exact.device.type == devices.type and torch.equal(exact.cpu(), exact_ppr(graph.edge_index, n))
+
+
+def test_topic_ppr_runs_and_returns_on_the_graphs_device(graph, devices):
+    n = graph.num_nodes
+    topics = [torch.tensor([3, 9, 100]), torch.arange(50)]
+    ref = topic_ppr(graph.edge_index, n, topics, num_iterations=30)
+    scores = topic_ppr(graph.edge_index.to(devices), n, [t.to(devices) for t in topics], num_iterations=30)
+    assert scores.device.type == devices.type and torch.allclose(scores.cpu(), ref, atol=1e-6)
+    tops = topic_ppr(graph.edge_index.to(devices), n, topics, topk=5, num_iterations=30)
+    assert all(t.device.type == devices.type for t in tops)
+    assert [set(t.tolist()) for t in tops] == [set(torch.topk(scores[:, j], 5).indices.tolist()) for j in range(2)]
+    cpu_tops = topic_ppr(graph.edge_index.to(devices), n, topics, topk=5, device="cpu")  # an explicit device wins
+    assert all(t.device.type == "cpu" for t in cpu_tops)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from msgnn_lite.data import make_csbm
 from msgnn_lite.precompute import (SGC, SIGN, correct, correct_and_smooth, fit_precomputed, label_propagation,
-                                   sgc_features, sign_features, smooth)
+                                   row_batch_step, sgc_features, sign_features, smooth)
 from msgnn_lite.sparse import build_adjacency
 
 
@@ -175,3 +175,99 @@ def test_sparse_hop_zero_gives_the_same_model_outputs(graph):
         assert torch.allclose(model(sparse_hops), model(dense_hops), atol=1e-5)
         batch = [take_rows(h, idx) for h in sparse_hops]
         assert torch.allclose(model(batch), model(dense_hops)[idx], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- devices
+
+def _same(a, b):
+    """Equal on the CPU; on a GPU, sparse kernels may sum in another order from call to call."""
+    return torch.equal(a, b) if a.device.type == "cpu" else torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def _cs_inputs(graph, dev):
+    data, _ = graph
+    sym = build_adjacency(data.edge_index.to(dev), data.num_nodes, "sym", dtype=torch.float64)
+    base = torch.rand(data.num_nodes, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64).softmax(1)
+    return base.to(dev), data.y.to(dev), data.train_mask.to(dev), sym
+
+
+@pytest.mark.parametrize("autoscale", [True, False])
+def test_correct_and_smooth_on_a_device_equals_the_cpu_result(graph, devices, autoscale):
+    """All inputs on a device: masks and one-hots are made there, every stage is returned
+    there, and equals the CPU result (notebook 09 crashed on a GPU with mixed devices)."""
+    ref = correct_and_smooth(*_cs_inputs(graph, torch.device("cpu")), autoscale=autoscale, scale=0.7)
+    cs = correct_and_smooth(*_cs_inputs(graph, devices), autoscale=autoscale, scale=0.7)
+    for name in ("base", "corrected", "smoothed", "residual"):
+        got = getattr(cs, name)
+        assert got.device.type == devices.type, name
+        assert torch.allclose(got.cpu(), getattr(ref, name), atol=1e-10), name
+
+
+def test_correct_and_smooth_runs_where_the_operator_is(graph, devices):
+    """CPU probabilities (a model's logits brought back to the host) with a graph, labels and
+    mask on a device: C&S copies them to the operator's device and returns there."""
+    base, y, mask, sym = _cs_inputs(graph, devices)
+    cs = correct_and_smooth(base.cpu(), y, mask.cpu(), sym)
+    ref = correct_and_smooth(base, y, mask, sym)
+    assert cs.smoothed.device.type == devices.type and _same(cs.smoothed, ref.smoothed)
+
+
+def test_labels_outside_the_training_rows_are_never_read(graph, devices):
+    """Unknown labels (-1) on the other rows change nothing (and raise nothing)."""
+    base, y, mask, sym = _cs_inputs(graph, devices)
+    hidden = torch.where(mask, y, torch.full_like(y, -1))
+    for autoscale in (True, False):
+        a = correct_and_smooth(base, y, mask, sym, autoscale=autoscale)
+        b = correct_and_smooth(base, hidden, mask, sym, autoscale=autoscale)
+        assert _same(a.smoothed, b.smoothed) and _same(a.residual, b.residual)
+
+
+def test_sign_features_on_a_device_equal_the_cpu_ones(graph, devices):
+    data, adj = graph
+    dev_adj = build_adjacency(data.edge_index.to(devices), data.num_nodes, "gcn", dtype=torch.float64)
+    hops = sign_features(data.x.double().to(devices), dev_adj, 2)
+    for got, want in zip(hops, sign_features(data.x.double(), adj, 2)):
+        assert got.device.type == devices.type and torch.allclose(got.cpu(), want, atol=1e-12)
+
+
+class _Recorder(torch.nn.Module):
+    """A linear model on one feature column that records the rows (node ids) it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(1, 3)
+        self.seen = []
+
+    def forward(self, xs):
+        x = xs[-1]
+        if self.training:
+            self.seen.append(x[:, 0].long())
+        return self.lin(x)
+
+
+def test_row_batches_shuffle_on_the_features_device(graph, devices):
+    """The shuffle is drawn where the features are; a CPU generator with CPU features is used as
+    it is, so the order is its randperm stream (stored notebook results depend on it)."""
+    data, _ = graph
+    ids = torch.arange(data.num_nodes, dtype=torch.float32).unsqueeze(1).to(devices)
+    model = _Recorder().to(devices)
+    step = row_batch_step([ids], batch_size=64, generator=torch.Generator().manual_seed(3))
+    d = data.clone().to(devices)
+    loss = step(model, d, torch.optim.SGD(model.parameters(), lr=0.01))
+    order = torch.cat(model.seen)
+    assert isinstance(loss, float) and order.device.type == devices.type
+    train = data.train_mask.nonzero().view(-1)
+    assert torch.equal(torch.sort(order).values.cpu(), train)  # every training row once per epoch
+    if devices.type == "cpu":
+        assert torch.equal(order, train[torch.randperm(train.numel(), generator=torch.Generator().manual_seed(3))])
+
+
+def test_precomputed_training_on_a_device_leaves_the_callers_data(graph, devices):
+    data, _ = graph
+    adj32 = build_adjacency(data.edge_index, data.num_nodes, "gcn")
+    hops = sign_features(data.x, adj32, 2)
+    torch.manual_seed(0)
+    run = fit_precomputed(SIGN(12, 16, 3, num_hops=2, dropout=0.1), hops, data, epochs=15, batch_size=16, lr=0.02,
+                          device=devices, seed=0, progress=False)
+    assert run.logits.device.type == devices.type and run.result.test_acc > 0.6
+    assert data.x.device.type == "cpu" and hops[0].device.type == "cpu"

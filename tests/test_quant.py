@@ -11,6 +11,7 @@ from msgnn_lite.models import GCNConv, SAGEConv
 from msgnn_lite.quant import (QGCN, QSAGE, QGCNConv, QSAGEConv, Quantizer, fake_quantize, in_degree, integer_forward,
                               model_size_bytes, pack_bits, protection_probability, qrange, quant_params, quantize,
                               dequantize, sample_protection, unpack_bits)
+from msgnn_lite.quant import _protection_probability
 from msgnn_lite.sparse import build_adjacency
 
 
@@ -183,3 +184,77 @@ def test_integer_forward_matches_fake_quantized_eval(small_graph, cls):
     step = float(model.convs[-1].q_agg.params()[0])
     assert float((out - ref).abs().max()) <= 2 * step + 1e-5
     assert float((out.argmax(1) == ref.argmax(1)).float().mean()) > 0.98
+
+
+# ----------------------------------------------------------------------------- devices
+
+def test_protection_probability_on_a_device_equals_the_cpu_one(devices):
+    """Sorting and searching give the CPU's probabilities on any device, without a host sync
+    (checked on a GPU with torch's sync debug mode)."""
+    deg = in_degree(torch.randint(0, 300, (2, 3000), generator=torch.Generator().manual_seed(0)), 300)
+    ref = protection_probability(deg, 0.05, 0.4)
+    d = deg.to(devices)
+    if devices.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        p = _protection_probability(d, 0.05, 0.4)
+        mask = sample_protection(p)
+    finally:
+        if devices.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert p.device.type == devices.type and mask.device.type == devices.type
+    assert torch.equal(p.cpu(), ref)
+    seeded = [sample_protection(p, generator=torch.Generator().manual_seed(0)) for _ in range(2)]
+    assert seeded[0].device.type == devices.type and torch.equal(*seeded)  # a CPU generator works anywhere
+
+
+def test_quantizer_reads_its_state_once_and_again_after_loading(devices):
+    """After the first tracked step the range state is known on the host: later steps do not
+    read the device (checked on a GPU); loading an untracked state dict makes the quantizer
+    use the input's own range again."""
+    x = torch.linspace(-1.0, 3.0, 101, device=devices)
+    q = Quantizer(bits=8, momentum=0.5).to(devices)
+    q.train()
+    q(x)
+    if devices.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        q(2 * x)
+        q.eval()
+        out = q(x)
+    finally:
+        if devices.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert out.device.type == devices.type and float(q.hi) == pytest.approx(4.5)  # 3 + 0.5 (6 - 3)
+    q.load_state_dict(Quantizer(bits=8).state_dict())
+    scale, zp = q.params(x)
+    ref_scale, ref_zp = quant_params(-1.0, 3.0, 8, False)
+    assert float(scale) == pytest.approx(float(ref_scale)) and float(zp) == float(ref_zp)
+
+
+@pytest.mark.parametrize("cls", [QGCN, QSAGE])
+def test_degree_quant_training_on_a_device(small_graph, devices, cls):
+    """Degree-Quant (percentile ranges, protection) trains on the device; the caller's graph
+    stays on the CPU, the tracked ranges live with the model."""
+    from msgnn_lite.train import fit
+
+    torch.manual_seed(0)
+    model = cls(16, 16, 4, bits=4, percentile=99.9, p_min=0.0, p_max=0.2, momentum=0.1)
+    res = fit(model, small_graph, epochs=3, device=devices, seed=0, measure_memory=False, progress=False)
+    assert res.history["loss"].notna().all() and small_graph.x.device.type == "cpu"
+    q = model.convs[0].q_agg
+    assert q.hi.device.type == devices.type and bool(q.initialized) and float(q.hi) > 0
+
+
+def test_int8_timings_copy_the_models_to_the_cpu(small_graph, devices):
+    """CPU-only by design, on copies: the caller's models keep their device and mode."""
+    from msgnn_lite.models import GCN
+    from msgnn_lite.quant import int8_inference_timings
+
+    torch.manual_seed(0)
+    fp, qm = GCN(16, 16, 4).to(devices), QGCN(16, 16, 4, bits=8).to(devices)
+    qm(small_graph.x.to(devices), small_graph.edge_index.to(devices))  # track the ranges once
+    df = int8_inference_timings(fp, qm, small_graph, repeat=1)
+    assert (df.seconds > 0).all() and df.test_acc.iloc[:5].between(0, 100).all()
+    assert fp.training and qm.training
+    assert all(p.device.type == devices.type for p in [*fp.parameters(), *qm.parameters()])

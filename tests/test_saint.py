@@ -1,4 +1,5 @@
-"""GraphSAINT: the normalized aggregation and loss are unbiased, the raw ones are not."""
+"""GraphSAINT: the normalized aggregation and loss are unbiased, the raw ones are not; samples,
+coefficients and the normalized step stay on the data's device."""
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -6,6 +7,7 @@ from torch_geometric.data import Data
 from msgnn_lite.data import make_csbm
 from msgnn_lite.saint import GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler
 from msgnn_lite.sparse import build_adjacency
+from msgnn_lite.utils import to_device
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,68 @@ def test_coefficients_are_cached_in_save_dir(graph, tmp_path):
     assert b.num_presamples == a.num_presamples
     c = GraphSAINTRandomWalkSampler(graph, 20, 3, 1, 10, tmp_path, generator=torch.Generator().manual_seed(1))
     assert not torch.equal(a.node_norm, c.node_norm) and len(list(tmp_path.glob("saint_*.pt"))) == 2
+
+
+# -- devices ---------------------------------------------------------------------------------
+
+def _on(dev, *tensors):
+    return all(t.device.type == dev.type for t in tensors)
+
+
+@pytest.mark.parametrize("cls,kw", SAMPLERS, ids=["node", "edge", "rw"])
+def test_samplers_draw_on_the_datas_device(graph, cls, kw, devices):
+    """A sampler of device data draws there (a CPU generator seeds one on the device), its
+    batches, coefficients and operators stay there, and one seed gives one sequence."""
+    g = to_device(graph, devices)
+
+    def run():
+        s = cls(g, num_steps=3, sample_coverage=5, generator=torch.Generator().manual_seed(4), **kw)
+        assert _on(devices, s.node_norm, s.edge_norm)
+        out = []
+        for b in s:
+            assert _on(devices, b.x, b.y, b.edge_index, b.n_id, b.e_id, b.node_norm, b.edge_norm)
+            assert s.adjacency(b).device.type == devices.type
+            out.append(b.n_id.cpu())
+        return out
+
+    assert all(torch.equal(a, b) for a, b in zip(run(), run()))
+
+
+def test_a_cpu_generator_on_cpu_data_is_used_as_it_is(graph):
+    """CPU data, CPU generator: the sampler draws from that very generator (the stream of
+    earlier runs and stored notebook outputs)."""
+    gen = torch.Generator().manual_seed(0)
+    s = GraphSAINTRandomWalkSampler(graph, batch_size=20, walk_length=2, generator=gen)
+    assert s.generator is gen
+    ref = torch.Generator().manual_seed(0)
+    assert torch.equal(s.sample_nodes()[:20], torch.randint(0, graph.num_nodes, (20,), generator=ref))
+
+
+def test_normalized_loss_and_step_keep_devices(graph, devices):
+    """GraphSAINT's node_norm-weighted loss is computed where the logits are and equals the
+    boolean-indexed sum; the normalized step trains a model on the device from a sampler built
+    on CPU data (batches and operators copied) or on the device's data."""
+    import torch.nn.functional as F
+
+    from msgnn_lite.models import GCN
+    from msgnn_lite.saint import normalized_loss, normalized_step
+    from msgnn_lite.train import fit
+
+    s = GraphSAINTNodeSampler(to_device(graph, devices), batch_size=60, sample_coverage=5,
+                              generator=torch.Generator().manual_seed(0))
+    b = s.sample()
+    logits = torch.randn(b.num_nodes, 3, generator=torch.Generator().manual_seed(1)).to(devices)
+    loss = normalized_loss(logits, b)
+    ref = (F.cross_entropy(logits, b.y, reduction="none") * b.node_norm)[b.train_mask].sum()
+    assert loss.device.type == devices.type and torch.allclose(loss, ref)
+    with pytest.raises(ValueError, match="node_norm"):
+        normalized_loss(logits, GraphSAINTNodeSampler(graph, batch_size=60).sample())
+    for data in (graph, to_device(graph, devices)):
+        sampler = GraphSAINTRandomWalkSampler(data, 20, 2, num_steps=3, sample_coverage=5,
+                                              generator=torch.Generator().manual_seed(0))
+        torch.manual_seed(0)
+        model = GCN(graph.num_features, 16, 3)
+        res = fit(model, data, epochs=2, device=devices, seed=0, train_step=normalized_step(sampler),
+                  measure_memory=False, progress=False)
+        assert res.history["loss"].notna().all() and next(model.parameters()).device.type == devices.type
+        assert sampler.data.x.device == data.x.device  # the sampler's graph was not moved

@@ -34,4 +34,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from msgnn_lite.cli import run_main
+
+    sys.exit(run_main(main, "python -m msgnn_lite.bench"))

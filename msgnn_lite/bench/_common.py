@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from ..cli import device, nonnegative_int
 from ..utils import sync
 
 __all__ = ["timeit", "add_device_argument"]
@@ -26,5 +27,6 @@ def timeit(fn, device: torch.device, repeat: int = 3, warmup: int = 1) -> float:
 
 
 def add_device_argument(parser) -> None:
-    parser.add_argument("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda'")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", type=device,
+                        help="'auto' (GPU if present), 'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)

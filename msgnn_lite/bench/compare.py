@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..cli import fraction, nonnegative_int, positive_int
 from ..compare_all import METHODS, Budget, compare_all, pareto_front, summarize
 from ..data import DatasetUnavailableError, load_dataset, make_csbm
 from ..reorder import ORDERS
@@ -33,16 +34,16 @@ COLUMNS = ["family", "test_acc", "test_acc_std", "epoch_time_s", "preprocess_s",
 def add_arguments(parser) -> None:
     parser.add_argument("--datasets", nargs="+", default=["Cora", "Computers", "CS"],
                         help="graphs: names for msgnn_lite.data.load_dataset, or 'csbm' (synthetic, --csbm-nodes)")
-    parser.add_argument("--csbm-nodes", type=int, default=1_000_000)
+    parser.add_argument("--csbm-nodes", type=positive_int, default=1_000_000)
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), metavar="METHOD",
                         help=f"subset of: {', '.join(METHODS)} (default: all)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="epochs per method (default: 30 on Cora/CiteSeer/PubMed, 60 on Computers/CS, 10 on csbm)")
     parser.add_argument("--model", default="gcn", choices=("gcn", "sage"), help="model family of every method")
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--num-batches", type=int, default=8, help="steps per epoch of every mini-batch method")
-    parser.add_argument("--target", type=float, default=0.97, help="fraction of full batch's best val acc")
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--num-batches", type=positive_int, default=8, help="steps per epoch of every mini-batch method")
+    parser.add_argument("--target", type=fraction, default=0.97, help="fraction of full batch's best val acc")
     parser.add_argument("--reorder", default=None, choices=ORDERS,
                         help="renumber each graph once for locality before every method (msgnn_lite.reorder)")
     parser.add_argument("--sort", default="test_acc", choices=COLUMNS[1:], help="column to sort the table by")

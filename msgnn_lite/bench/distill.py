@@ -20,25 +20,26 @@ import time
 import pandas as pd
 import torch
 
+from ..cli import positive_float, positive_int, unit_interval
 from ..data import DatasetUnavailableError, load_dataset, make_csbm, sparse_features
 from ..distill import glnn_experiment, inference_latency, representation_experiment
 from ..models import MLP, SAGE
-from ..utils import resolve_device, seed_everything
+from ..utils import resolve_device, seed_everything, to_device
 from ._common import add_device_argument
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", default="Cora", help="graph for the accuracy parts (Cora, CiteSeer, ...)")
-    parser.add_argument("--seeds", type=int, default=3, help="runs per model (GLNN reports 10)")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--lam", type=float, default=0.0, help="GLNN's lambda: weight of the true-label term")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--nodes", type=int, default=500_000, help="CSBM nodes for the latency measurement")
-    parser.add_argument("--avg-degree", type=float, default=20.0)
-    parser.add_argument("--features", type=int, default=128)
-    parser.add_argument("--queries", type=int, nargs="+", default=[1, 10, 100, 1000],
+    parser.add_argument("--seeds", type=positive_int, default=3, help="runs per model (GLNN reports 10)")
+    parser.add_argument("--epochs", type=positive_int, default=100)
+    parser.add_argument("--lam", type=unit_interval, default=0.0, help="GLNN's lambda: weight of the true-label term")
+    parser.add_argument("--temperature", type=positive_float, default=1.0)
+    parser.add_argument("--nodes", type=positive_int, default=500_000, help="CSBM nodes for the latency measurement")
+    parser.add_argument("--avg-degree", type=positive_float, default=20.0)
+    parser.add_argument("--features", type=positive_int, default=128)
+    parser.add_argument("--queries", type=positive_int, nargs="+", default=[1, 10, 100, 1000],
                         help="query nodes per request")
-    parser.add_argument("--repeat", type=int, default=5, help="timed calls per latency (median)")
+    parser.add_argument("--repeat", type=positive_int, default=5, help="timed calls per latency (median)")
     parser.add_argument("--skip-representation", action="store_true", help="skip part 3")
     add_device_argument(parser)
 
@@ -53,7 +54,7 @@ def run(args) -> int:
     except DatasetUnavailableError:
         data = make_csbm(20_000, 5, 7, 64, 0.8, seed=args.seed, feature_signal=1.0)
         name = "CSBM 20k (no MSGNN_DATA)"
-    data = data.to(dev)
+    data = to_device(data, dev)
     print(f"device {dev}, {torch.get_num_threads()} CPU threads")
 
     t0 = time.perf_counter()
@@ -65,7 +66,7 @@ def run(args) -> int:
     print(table.to_string())
 
     t0 = time.perf_counter()
-    big = make_csbm(args.nodes, args.avg_degree, 10, args.features, 0.8, seed=args.seed).to(dev)
+    big = to_device(make_csbm(args.nodes, args.avg_degree, 10, args.features, 0.8, seed=args.seed), dev)
     seed_everything(args.seed)
     gnn = SAGE(args.features, 128, 10).to(dev)
     mlp = MLP(args.features, 128, 10).to(dev)

@@ -17,26 +17,27 @@ import time
 
 import torch
 
+from ..cli import fraction, positive_float, positive_int
 from ..compare import compare_inference, compare_training, time_to_target
 from ..data import DatasetUnavailableError, load_dataset, make_csbm, split_fraction
 from ..models import GCN
 from ..ppr import push_ppr
 from ..train import fit
-from ..utils import resolve_device, seed_everything
+from ..utils import resolve_device, seed_everything, to_device
 from ._common import add_device_argument
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--nodes", type=int, default=500_000, help="CSBM nodes for PPR and inference")
-    parser.add_argument("--avg-degree", type=float, default=10.0)
-    parser.add_argument("--queries", type=int, default=10_000, help="query (test) nodes for inference")
-    parser.add_argument("--topk", type=int, default=16, help="auxiliary nodes per output node")
-    parser.add_argument("--inference-topk", type=int, nargs="+", default=[16, 64],
+    parser.add_argument("--nodes", type=positive_int, default=500_000, help="CSBM nodes for PPR and inference")
+    parser.add_argument("--avg-degree", type=positive_float, default=10.0)
+    parser.add_argument("--queries", type=positive_int, default=10_000, help="query (test) nodes for inference")
+    parser.add_argument("--topk", type=positive_int, default=16, help="auxiliary nodes per output node")
+    parser.add_argument("--inference-topk", type=positive_int, nargs="+", default=[16, 64],
                         help="auxiliary nodes per query node for IBMB inference (one row each)")
-    parser.add_argument("--eps", type=float, default=2e-4)
-    parser.add_argument("--alpha", type=float, default=0.25)
-    parser.add_argument("--epochs", type=int, default=20, help="training epochs per method")
-    parser.add_argument("--num-batches", type=int, default=8, help="steps per epoch of every mini-batch method")
+    parser.add_argument("--eps", type=positive_float, default=2e-4)
+    parser.add_argument("--alpha", type=fraction, default=0.25)
+    parser.add_argument("--epochs", type=positive_int, default=20, help="training epochs per method")
+    parser.add_argument("--num-batches", type=positive_int, default=8, help="steps per epoch of every mini-batch method")
     parser.add_argument("--no-cache", action="store_true", help="recompute PPR batches and partitions")
     add_device_argument(parser)
 
@@ -57,7 +58,7 @@ def run(args) -> int:
           f"{train_nodes.numel() / ppr.seconds:,.0f} output nodes/s, {ppr.pushes / train_nodes.numel():,.0f} "
           "edge visits per node")
 
-    big = big.to(dev)
+    big = to_device(big, dev)
     seed_everything(args.seed)
     model = GCN(32, 64, 10, dropout=0.2)
     res = fit(model, big, epochs=30, lr=0.01, weight_decay=0.0, eval_every=10, measure_memory=False, device=dev,
@@ -77,7 +78,7 @@ def run(args) -> int:
         data = make_csbm(50_000, 20, 10, 64, 0.7, seed=args.seed, feature_signal=0.5, train_ratio=0.5,
                          val_ratio=0.25)
         name = "CSBM 50k (no MSGNN_DATA)"
-    data = data.to(dev)
+    data = to_device(data, dev)
     runs, curves, _ = compare_training(
         data, lambda: GCN(data.num_features, 128, int(data.y.max()) + 1, dropout=0.3), epochs=args.epochs,
         num_batches=args.num_batches, eval_every=2, device=dev, progress=False, cache=cache,

@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from ..cli import positive_float, positive_int, unit_interval
 from ..data import make_csbm, make_local_csbm
 from ..models import GCNConv, SAGEConv
 from ..reorder import ORDERS, edge_span, reorder
@@ -31,16 +32,16 @@ from ._common import add_device_argument, timeit
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--nodes", type=int, default=1_000_000)
-    parser.add_argument("--degree", type=float, default=20.0)
-    parser.add_argument("--features", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=3, help="timed repetitions (median reported)")
+    parser.add_argument("--nodes", type=positive_int, default=1_000_000)
+    parser.add_argument("--degree", type=positive_float, default=20.0)
+    parser.add_argument("--features", type=positive_int, default=64)
+    parser.add_argument("--repeat", type=positive_int, default=3, help="timed repetitions (median reported)")
     parser.add_argument("--layers", nargs="+", default=["sage", "gcn"], choices=["sage", "gcn"])
     parser.add_argument("--graph", default="csbm", choices=["csbm", "local"],
                         help="csbm: random graph, random ids; local: make_local_csbm (window 16, ids in order)")
     parser.add_argument("--orders", nargs="+", default=["none", "rcm"], choices=("none",) + ORDERS,
                         help="node orders to time (none = as generated); PyG runs on the first one")
-    parser.add_argument("--homophily", type=float, default=0.8)
+    parser.add_argument("--homophily", type=unit_interval, default=0.8)
     add_device_argument(parser)
 
 

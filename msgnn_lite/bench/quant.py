@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from ..cli import positive_float, positive_int, unit_interval
 from ..data import load_dataset, sparse_features
 from ..quant import int8_inference_timings, model_size_bytes, qat_configs, train_qat_grid
 from ..utils import resolve_device
@@ -25,14 +26,14 @@ from ._common import add_device_argument
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", default="Cora", help="Cora, CiteSeer, PubMed, ...")
     parser.add_argument("--arch", default="GCN", choices=("GCN", "SAGE"))
-    parser.add_argument("--bits", type=int, nargs="+", default=[8, 4])
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (from --seed on)")
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--p-min", type=float, default=0.0)
-    parser.add_argument("--p-max", type=float, default=0.1)
-    parser.add_argument("--percentile", type=float, default=99.9)
-    parser.add_argument("--momentum", type=float, default=0.1,
+    parser.add_argument("--bits", type=positive_int, nargs="+", default=[8, 4])
+    parser.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (from --seed on)")
+    parser.add_argument("--epochs", type=positive_int, default=150)
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--p-min", type=unit_interval, default=0.0)
+    parser.add_argument("--p-max", type=unit_interval, default=0.1)
+    parser.add_argument("--percentile", type=positive_float, default=99.9)
+    parser.add_argument("--momentum", type=unit_interval, default=0.1,
                         help="range-tracking momentum (0.1: full batch makes one step per epoch)")
     add_device_argument(parser)
 

@@ -14,22 +14,23 @@ import time
 
 import pandas as pd
 
+from ..cli import positive_float, positive_int
 from ._common import add_device_argument
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--profile", choices=("default", "full"), default="default")
-    parser.add_argument("--nodes", type=int, default=None, help="CSBM nodes for the memory sweep "
+    parser.add_argument("--nodes", type=positive_int, default=None, help="CSBM nodes for the memory sweep "
                         "(default profile 10000, full 100000)")
-    parser.add_argument("--hidden", type=int, default=None, help="channels in the memory sweep (32 / 80)")
-    parser.add_argument("--depths", type=int, nargs="+", default=[2, 10, 100, 1000])
-    parser.add_argument("--max-activation-mb", type=float, default=None,
+    parser.add_argument("--hidden", type=positive_int, default=None, help="channels in the memory sweep (32 / 80)")
+    parser.add_argument("--depths", type=positive_int, nargs="+", default=[2, 10, 100, 1000])
+    parser.add_argument("--max-activation-mb", type=positive_float, default=None,
                         help="ResGNN points above this are extrapolated instead of run (default 1024 / 40000)")
     parser.add_argument("--dataset", default="Cora", help="real graph for the deep training run")
-    parser.add_argument("--layers", type=int, default=1000, help="depth of the trained RevGNN")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs of the deep run (default 30 / 300)")
-    parser.add_argument("--hidden-deep", type=int, default=32, help="channels of the trained deep RevGNN")
-    parser.add_argument("--time", type=float, default=10.0, help="gate initialisation T / layers (the stack "
+    parser.add_argument("--layers", type=positive_int, default=1000, help="depth of the trained RevGNN")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="epochs of the deep run (default 30 / 300)")
+    parser.add_argument("--hidden-deep", type=positive_int, default=32, help="channels of the trained deep RevGNN")
+    parser.add_argument("--time", type=positive_float, default=10.0, help="gate initialisation T / layers (the stack "
                         "integrates dh/dt = f(h) over time T); gates learn at 0.1 / layers")
     parser.add_argument("--skip-train", action="store_true", help="only the memory/time sweep")
     add_device_argument(parser)
@@ -64,6 +65,10 @@ def run(args) -> int:
         d = max(args.depths)
         print(f"\nRevGNN activation memory {d} vs 10 layers: "
               f"{rev.loc[d, 'activation_total'] / rev.loc[10, 'activation_total']:.2f}x (goal <= 1.5x)")
+    if len(rev):
+        d = max(rev.index)
+        print(f"RevGNN {d}-layer training step: {rev.loc[d, 'time_s']:.3f} s, "
+              f"{1000 * rev.loc[d, 'time_s'] / d:.2f} ms per layer (goal on an H200: <= 0.5 s at 1000 layers)")
     both = mem[mem.measured].pivot(index="depth", columns="model", values="time_s").dropna()
     if len(both):
         print("RevGNN / ResGNN time per step: " +

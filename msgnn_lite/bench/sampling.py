@@ -14,26 +14,27 @@ import time
 
 import torch
 
+from ..cli import positive_float, positive_int
 from ..data import make_csbm
 from ..loader import NeighborLoader
 from ..partition import ClusterData, ClusterLoader
 from ..saint import GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler
-from ..utils import resolve_device, seed_everything, sync
+from ..utils import resolve_device, seed_everything, sync, to_device
 from ._common import add_device_argument
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--nodes", type=int, default=1_000_000)
-    parser.add_argument("--avg-degree", type=float, default=20.0)
-    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--nodes", type=positive_int, default=1_000_000)
+    parser.add_argument("--avg-degree", type=positive_float, default=20.0)
+    parser.add_argument("--features", type=positive_int, default=32)
     parser.add_argument("--fanout", type=int, nargs="+", default=[15, 10])
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--batches", type=int, default=30, help="timed batches per sampler")
-    parser.add_argument("--num-parts", type=int, default=1500)
-    parser.add_argument("--clusters-per-batch", type=int, default=20)
-    parser.add_argument("--saint-nodes", type=int, default=6000, help="node / edge draws per GraphSAINT batch")
-    parser.add_argument("--walk-roots", type=int, default=2000)
-    parser.add_argument("--walk-length", type=int, default=2)
+    parser.add_argument("--batch-size", type=positive_int, default=1024)
+    parser.add_argument("--batches", type=positive_int, default=30, help="timed batches per sampler")
+    parser.add_argument("--num-parts", type=positive_int, default=1500)
+    parser.add_argument("--clusters-per-batch", type=positive_int, default=20)
+    parser.add_argument("--saint-nodes", type=positive_int, default=6000, help="node / edge draws per GraphSAINT batch")
+    parser.add_argument("--walk-roots", type=positive_int, default=2000)
+    parser.add_argument("--walk-length", type=positive_int, default=2)
     parser.add_argument("--no-cache", action="store_true", help="re-run METIS instead of reading the cache")
     parser.add_argument("--skip-cluster", action="store_true", help="skip METIS and ClusterLoader")
     add_device_argument(parser)
@@ -67,7 +68,7 @@ def run(args) -> int:
     data = make_csbm(args.nodes, args.avg_degree, 10, args.features, 0.8, seed=args.seed)
     print(f"graph: CSBM {data.num_nodes:,} nodes, {data.num_edges:,} edges, {args.features} features "
           f"({time.perf_counter() - t0:.1f} s to build); device: {dev}, {torch.get_num_threads()} CPU threads")
-    data = data.to(dev)
+    data = to_device(data, dev)
     rows = []
 
     loader = NeighborLoader(data, args.fanout, batch_size=args.batch_size, shuffle=True)
@@ -76,7 +77,7 @@ def run(args) -> int:
                  f"{bps:.1f} batches/s"))
 
     if not args.skip_cluster:
-        data_cpu = data.cpu() if dev.type != "cpu" else data
+        data_cpu = to_device(data, "cpu")  # a copy: data itself stays on the device
         t0 = time.perf_counter()
         cd = ClusterData(data_cpu, args.num_parts, cache=not args.no_cache)
         part_s = time.perf_counter() - t0
