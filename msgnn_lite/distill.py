@@ -320,7 +320,7 @@ def inference_latency(gnn: nn.Module, mlp: nn.Module, data: Data, query_sizes=(1
     nodes are drawn (seeded) on the data's device; a request's features are copied to the
     models' device ``device`` (default: the GNN's) inside the timed call, as a server would.
     """
-    from .bench._common import timeit
+    from .utils import timeit
 
     repeat = check_positive_int(repeat, "repeat")
     dev = torch.device(device) if device is not None else next(gnn.parameters()).device

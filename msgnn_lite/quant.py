@@ -692,7 +692,7 @@ def int8_inference_timings(fp_model: nn.Module, q_model: _QStack, data, repeat: 
 
     import pandas as pd
 
-    from .bench._common import timeit
+    from .utils import timeit
     from .train import accuracy
 
     cpu = torch.device("cpu")

@@ -5,7 +5,9 @@ import contextlib
 import copy
 import os
 import random
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ __all__ = [
     "to_device",
     "device_generator",
     "load_cache",
+    "timeit",
 ]
 
 
@@ -59,6 +62,20 @@ def sync(device: torch.device | str) -> None:
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+
+
+def timeit(fn, device: torch.device, repeat: int = 3, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def to_device(data, device: torch.device | str):

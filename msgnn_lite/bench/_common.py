@@ -1,29 +1,10 @@
 """Timing helpers shared by the benchmarks."""
 from __future__ import annotations
 
-import statistics
-import time
-
-import torch
-
 from ..cli import device, nonnegative_int
-from ..utils import sync
+from ..utils import sync, timeit  # noqa: F401 - timeit lives in the library; re-exported for the benches
 
 __all__ = ["timeit", "add_device_argument"]
-
-
-def timeit(fn, device: torch.device, repeat: int = 3, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def add_device_argument(parser) -> None:
