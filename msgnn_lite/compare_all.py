@@ -1,17 +1,31 @@
-"""Every training method of the package on one graph, under one budget and one rule.
+"""The one comparison harness: every training method of the package on one graph, under one rule.
 
 This is the "which method should I use on my graph?" table of notebook 12 and
-``python -m msgnn_lite.bench compare``. The rule extends :mod:`msgnn_lite.compare`'s:
+``python -m msgnn_lite.bench compare``; notebook 06 and ``bench ibmb`` use its
+:func:`compare_training` (the mini-batch methods alone) and :func:`compare_inference`.
+The rule:
 
 * **Same model family and width.** A GCN (or, with ``Budget(model="sage")``, a
   GraphSAGE-mean model) of ``num_layers`` layers and ``hidden`` units wherever the method
   allows it. The exceptions are part of the method: VR-GCN's estimator
   assumes no dropout and GCN layers; RevGNN is the deep model (``deep_layers`` reversible GCN blocks);
   SGC is linear; SIGN, C&S's base and GLNN's student are MLPs on (propagated) features.
-* **Same budget.** ``epochs`` passes over the training nodes; every mini-batch method makes
-  about ``num_batches`` optimizer steps per epoch. Multiscale recipes get the same training
-  *work*: ``epochs / (levels + 1)`` fine-graph epochs per level (each coarser level halves the
-  nodes and doubles its epochs, :func:`~msgnn_lite.multiscale.paper_schedule`).
+* **Two budgets, both shown.** ``epochs`` passes over the training nodes for everybody. Under
+  ``batches="common"`` every mini-batch method makes about ``num_batches`` optimizer steps per
+  epoch (equal steps); under ``batches="recipe"`` each builds its batches as its paper does
+  (:data:`RECIPES`: Cluster-GCN's clusters per batch, GraphSAINT's roots
+  and coverage, GAS's parts per batch, NeighborLoader's batch size and fanouts, IBMB's batch
+  sizes, VR-GCN's batch size). The other methods have no batches to build and run once for
+  both (their rows have ``budget == "shared"``).
+* **Same tuning effort.** Every method trains with each learning rate of the same small grid
+  (``lrs``; the bench's default is ``0.01 0.05``) for every seed, and keeps the one with the
+  best mean validation accuracy over the seeds; the grid's rows are kept in
+  ``runs.attrs["grid"]``.
+* **Same work for multiscale.** A multiscale recipe gets ``epochs / (levels + 1)`` fine-graph
+  epochs per level (each coarser level halves the nodes and doubles its epochs,
+  :func:`~msgnn_lite.multiscale.paper_schedule`).
+* **One target rule.** Time to target is :func:`msgnn_lite.train.time_to_target` (interpolated
+  between evaluations) at ``target_fraction`` of full batch's mean best validation accuracy.
 * **Same evaluation schedule.** Full-graph validation every ``eval_every`` epochs, never
   counted as training time; the reported test accuracy is the validation-selected one.
 * **Costs, reported separately.** Preprocessing (partitioning, PPR, precomputed hops, a
@@ -38,13 +52,19 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .checks import check_fraction, check_positive_int
-from .compare import make_train_step, time_to_target
+from .ibmb import IBMBBatchLoader, IBMBNodeLoader, ibmb_inference
+from .loader import NeighborLoader, layerwise_inference
 from .memory import MB, SavedTensorMeter, optimizer_state_bytes, parameter_bytes
 from .models import GCN, MLP, SAGE
-from .train import TrainResult, accuracy, fit, full_batch_step
+from .partition import ClusterData, ClusterLoader
+from .saint import GraphSAINTRandomWalkSampler
+from .train import TrainResult, accuracy, fit, full_batch_step, minibatch_step, time_to_target
 from .utils import resolve_device, seed_everything, sync, to_device
 
-__all__ = ["Budget", "MethodRun", "METHODS", "run_method", "compare_all", "summarize", "pareto_front"]
+__all__ = ["Budget", "MethodRun", "METHODS", "MINIBATCH_METHODS", "TRAINING_METHODS", "BUDGETS", "RECIPES",
+           "make_train_step", "run_method", "compare_all", "compare_training", "compare_inference", "budget_rows",
+           "gap_to_full_batch", "gap_claims",
+           "summarize", "pareto_front", "time_to_target"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,7 @@ class Budget:
     levels: int = 2
     deep_layers: int = 8
     hops: int = 2
+    batches: str = "common"
 
     def __post_init__(self):
         for name in ("epochs", "hidden", "num_layers", "num_batches", "eval_every", "levels", "deep_layers", "hops"):
@@ -70,6 +91,10 @@ class Budget:
         check_fraction(self.dropout, "dropout", low_open=False, high_closed=False)
         if self.model not in ("gcn", "sage"):
             raise ValueError(f"model must be 'gcn' or 'sage', got {self.model!r}")
+        if self.batches not in BUDGETS:
+            raise ValueError(f"batches must be one of {BUDGETS}, got {self.batches!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
 
 
 @dataclass
@@ -123,6 +148,202 @@ def _gcn(data: Data, b: Budget, dropout: float | None = None, model: str | None 
     return cls(data.num_features, b.hidden, _classes(data), b.num_layers, dropout=b.dropout if dropout is None else dropout)
 
 
+# ----------------------------------------------------------------------------- batch construction
+
+
+TRAINING_METHODS = ("full batch", "NeighborLoader", "Cluster-GCN", "GraphSAINT-RW", "IBMB node-wise",
+                    "IBMB batch-wise")
+
+
+@dataclass
+class _Prepared:
+    train_step: Callable | None
+    preprocess_s: float
+    batches: int
+    setting: str = ""
+
+
+BUDGETS = ("common", "recipe")
+"""``"common"``: every mini-batch method makes about ``num_batches`` steps per epoch (equal steps).
+``"recipe"``: each method builds its batches as its paper does (:data:`RECIPES`)."""
+
+RECIPES = {
+    "NeighborLoader": "GraphSAGE (Hamilton et al. 2017): batches of 512 seed nodes, fanouts [25, 10]",
+    "Cluster-GCN": "Cluster-GCN (Chiang et al. 2019), Reddit setting: METIS clusters of about 150 nodes, "
+                   "20 clusters per batch (at most a quarter of them, so an epoch has at least 4 steps)",
+    "GraphSAINT-RW": "GraphSAINT (Zeng et al. 2020): random walks of length 2 from N/30 roots (Flickr's 3,000 "
+                     "roots on 89k nodes), an epoch of N sampled nodes, node_norm-weighted loss and edge_norm "
+                     "aggregation; coverage 20 (the paper's 50-100 costs 2.5-5x the pre-sampling on a CPU)",
+    "GAS": "GAS (Fey et al. 2021), its Planetoid setting: 40 METIS parts, 10 per batch, full-graph degrees",
+    "VR-GCN": "VR-GCN (Chen et al. 2018): batches of 1,000 training nodes, 2 sampled neighbours per layer "
+              "with the control variate",
+    "IBMB node-wise": "IBMB (Gasteiger et al. 2022): the 16 top-PPR auxiliary nodes of each output node, "
+                      "batches of at most 1,024 output nodes",
+    "IBMB batch-wise": "IBMB (Gasteiger et al. 2022): METIS output sets of about 1,024 training nodes "
+                       "(at least 2), PPR-expanded",
+}
+"""What ``budget="recipe"`` uses for each mini-batch method, and where it comes from."""
+
+
+def make_train_step(method: str, data: Data, num_batches: int, *, fanouts=(10, 5), num_auxiliary_nodes: int = 16,
+                    batch_order: str = "order", seed: int = 0, cache: bool = True,
+                    budget: str = "common") -> _Prepared:
+    """A ``train_step`` for :func:`~msgnn_lite.train.fit`.
+
+    ``budget="common"``: about ``num_batches`` steps per epoch. ``fanouts`` is NeighborLoader's;
+    ``num_auxiliary_nodes`` and ``batch_order`` IBMB's. Cluster-GCN uses ``4 * num_batches``
+    METIS parts, 4 per batch; GraphSAINT-RW draws random walks of length 2 whose roots cover
+    about ``num_nodes / num_batches`` nodes per step. ``budget="recipe"``: the paper's batch
+    construction of :data:`RECIPES` (``num_batches`` and ``fanouts`` are then ignored).
+
+    GraphSAINT trains with its own normalisation under both budgets (``edge_norm`` in the
+    aggregation, ``node_norm`` in the loss, :func:`~msgnn_lite.saint.normalized_step`), scaled to
+    estimate the mean loss over the labelled training nodes.
+    """
+    from .saint import normalized_step
+
+    if method not in TRAINING_METHODS:
+        raise ValueError(f"method must be one of {TRAINING_METHODS}, got {method!r}")
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    num_batches = check_positive_int(num_batches, "num_batches")
+    recipe = budget == "recipe"
+    train_nodes = data.train_mask.nonzero().view(-1)
+    n_train = train_nodes.numel()
+    gen = torch.Generator(device=data.edge_index.device).manual_seed(seed)
+    t0 = time.perf_counter()
+    if method == "full batch":
+        return _Prepared(None, 0.0, 1, "the whole graph every step")
+    if method == "NeighborLoader":
+        fo, bs = ([25, 10], 512) if recipe else (list(fanouts), math.ceil(n_train / num_batches))
+        loader = NeighborLoader(data, fo, batch_size=bs, input_nodes=train_nodes, shuffle=True, generator=gen)
+        step, setting = minibatch_step(loader), f"{bs} seeds, fanouts {fo}"
+    elif method == "Cluster-GCN":
+        if recipe:
+            parts = min(max(4, round(data.num_nodes / 150)), data.num_nodes)
+            per = max(1, min(20, parts // 4))
+        else:
+            parts = min(4 * num_batches, data.num_nodes)
+            per = max(1, parts // num_batches)
+        loader = ClusterLoader(ClusterData(data, parts, seed=seed, cache=cache), batch_size=per, shuffle=True,
+                               generator=gen)
+        step, setting = minibatch_step(loader), f"METIS {parts} parts, {per} per batch"
+    elif method == "GraphSAINT-RW":
+        if recipe:
+            roots = max(1, math.ceil(data.num_nodes / 30))
+            steps = max(1, math.ceil(data.num_nodes / (3 * roots)))
+            coverage = 20
+        else:
+            roots, steps, coverage = max(1, math.ceil(data.num_nodes / num_batches / 3)), num_batches, 20
+        loader = GraphSAINTRandomWalkSampler(data, roots, walk_length=2, num_steps=steps,
+                                             sample_coverage=coverage, generator=gen)
+        step = normalized_step(loader, per_labelled_node=True)
+        setting = f"{roots} roots x walk 2, {steps} steps, coverage {coverage}, node_norm loss + edge_norm"
+    elif method == "IBMB node-wise":
+        per = min(1024, n_train) if recipe else math.ceil(n_train / num_batches)
+        loader = IBMBNodeLoader(data, batch_order, train_nodes, num_auxiliary_nodes=num_auxiliary_nodes,
+                                num_nodes_per_batch=per, cache=cache, generator=gen)
+        step, setting = minibatch_step(loader), f"top-{num_auxiliary_nodes} PPR, {per} outputs per batch"
+    else:
+        parts = max(2, math.ceil(n_train / 1024)) if recipe else num_batches
+        loader = IBMBBatchLoader(data, batch_order, num_partitions=parts, input_nodes=train_nodes, seed=seed,
+                                 cache=cache, generator=gen)
+        step, setting = minibatch_step(loader), f"{parts} METIS output sets"
+    pre = time.perf_counter() - t0
+    if hasattr(loader, "preprocess_time_s"):  # a cached IBMB run still reports what computing took
+        pre = max(pre, loader.preprocess_time_s)
+    return _Prepared(step, pre, len(loader), f"{setting}; {len(loader)} batches/epoch")
+
+
+def compare_training(data: Data, make_model: Callable[[], nn.Module], methods=TRAINING_METHODS, *, epochs: int,
+                     num_batches: int, eval_every: int = 2, seeds=(0,), lr: float = 0.01, weight_decay: float = 0.0,
+                     device="cpu", progress: bool | None = None, **method_kwargs) -> tuple[pd.DataFrame, dict, dict]:
+    """Train every method for ``epochs`` epochs per seed; return ``(runs, curves, models)``.
+
+    ``runs`` has a row per (method, seed): validation-selected test accuracy, best
+    validation accuracy, training time per epoch, preprocessing time, batches per epoch.
+    ``curves[(method, seed)]`` is the history with a ``train_time_s`` column (cumulative
+    training time at each evaluation) for accuracy-vs-time plots; ``models[(method, seed)]``
+    the trained model (best validation epoch's weights).
+    """
+    rows, curves, models = [], {}, {}
+    for method in methods:
+        for seed in seeds:
+            prep = make_train_step(method, data, num_batches, seed=seed, **method_kwargs)
+            seed_everything(seed)
+            model = make_model()
+            kw = {} if prep.train_step is None else {"train_step": prep.train_step}
+            res = fit(model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
+                      eval_every=eval_every, measure_memory=False, progress=progress, desc=method, **kw)
+            h = res.history.copy()
+            h["train_time_s"] = h["epoch_time_s"].cumsum()
+            curves[(method, seed)] = h.dropna(subset=["val_acc"]).reset_index(drop=True)
+            models[(method, seed)] = model
+            rows.append({"method": method, "seed": seed, "test_acc": 100 * res.test_acc,
+                         "val_acc": 100 * res.best_val_acc, "epoch_time_s": res.train_time_s / res.epochs_run,
+                         "train_time_s": res.train_time_s, "preprocess_s": prep.preprocess_s,
+                         "batches_per_epoch": prep.batches})
+    return pd.DataFrame(rows), curves, models
+
+
+def _timed(fn, device) -> tuple[object, float]:
+    sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - t0
+
+
+@torch.no_grad()
+def compare_inference(model: nn.Module, data: Data, nodes: Tensor, *, fanouts=(10, 5), num_auxiliary_nodes=16,
+                      num_nodes_per_batch: int = 4096, batch_size: int = 4096, cache: bool = True,
+                      device=None) -> pd.DataFrame:
+    """Predict ``nodes`` with a trained model four ways; time each and score accuracy.
+
+    * full-neighbour, layer-wise (exact, every node of every layer; PyG's ``inference``);
+    * full-batch forward (exact; needs the whole graph's activations at once);
+
+    Every method is timed cold: its graph operators are built inside the timed call.
+    * neighbour-sampled (``fanouts``, the query nodes as seeds);
+    * IBMB node-wise batches over the query nodes, one row per ``num_auxiliary_nodes`` (an
+      int or a list) (precomputed: their preprocessing is a
+      separate column, as in the paper; the inference time includes building each batch's
+      operator).
+    """
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    data = to_device(data, dev)
+    nodes = nodes.to(dev)
+    y = data.y[nodes]
+    rows = []
+    out, t = _timed(lambda: layerwise_inference(model, data, batch_size=batch_size), dev)
+    rows.append(("full-neighbour layer-wise", t, 0.0, accuracy(out[nodes], y)))
+    # Every method builds its graph operators inside the timed region: a fresh copy of the
+    # edge list keeps the full-batch forward from reusing the operator cached during training.
+    edge_index = data.edge_index.clone()
+    out, t = _timed(lambda: model(data.x, edge_index), dev)
+    rows.append(("full-batch forward", t, 0.0, accuracy(out[nodes], y)))
+    gen = torch.Generator(device=data.edge_index.device).manual_seed(0)
+    sampler = NeighborLoader(data, list(fanouts), batch_size=batch_size, input_nodes=nodes, generator=gen)
+
+    def sampled():
+        outs = [model(b.x, b.edge_index)[:b.batch_size] for b in sampler]
+        return torch.cat(outs)
+    out, t = _timed(sampled, dev)
+    rows.append((f"neighbour-sampled {list(fanouts)}", t, 0.0, accuracy(out, y)))
+    for k in ([num_auxiliary_nodes] if isinstance(num_auxiliary_nodes, int) else list(num_auxiliary_nodes)):
+        t0 = time.perf_counter()
+        loader = IBMBNodeLoader(data, "rand", nodes, num_auxiliary_nodes=k, num_nodes_per_batch=num_nodes_per_batch,
+                                cache=cache)
+        pre = max(time.perf_counter() - t0, loader.preprocess_time_s)
+        out, t = _timed(lambda: ibmb_inference(model, loader), dev)
+        rows.append((f"IBMB node-wise (top-{k})", t, pre, accuracy(out[nodes], y)))
+    df = pd.DataFrame(rows, columns=["method", "inference_s", "preprocess_s", "accuracy"]).set_index("method")
+    df["accuracy"] *= 100
+    df["speedup_vs_layerwise"] = df.loc["full-neighbour layer-wise", "inference_s"] / df["inference_s"]
+    return df
+
+
 # ----------------------------------------------------------------------------- the methods
 
 
@@ -133,11 +354,11 @@ def _full_batch(data, b, seed, dev):
 
 def _minibatch(name: str):
     def run(data, b, seed, dev):
-        prep = make_train_step(name, data, b.num_batches, seed=seed)
+        prep = make_train_step(name, data, b.num_batches, seed=seed, budget=b.batches)
         seed_everything(seed)
         model = _gcn(data, b)
         res = _fit(model, data, b, seed, dev, train_step=prep.train_step)
-        return _run(res, model, data, prep.preprocess_s, prep.train_step, note=f"{prep.batches} batches/epoch")
+        return _run(res, model, data, prep.preprocess_s, prep.train_step, note=prep.setting)
     return run
 
 
@@ -146,9 +367,13 @@ def _gas(data, b, seed, dev):
     from .partition import ClusterData
 
     t0 = time.perf_counter()
-    parts = min(4 * b.num_batches, data.num_nodes)
+    if b.batches == "recipe":  # GAS's Planetoid setting: 40 parts, 10 per batch
+        parts, per = min(40, data.num_nodes), min(10, max(1, data.num_nodes // 4))
+    else:
+        parts = min(4 * b.num_batches, data.num_nodes)
+        per = max(1, parts // b.num_batches)
     gen = torch.Generator(device=data.edge_index.device).manual_seed(seed)
-    loader = GASLoader(ClusterData(data, parts, seed=seed), batch_size=max(1, parts // b.num_batches), shuffle=True,
+    loader = GASLoader(ClusterData(data, parts, seed=seed), batch_size=per, shuffle=True,
                        normalization="mean" if b.model == "sage" else "gcn", generator=gen)
     pre = time.perf_counter() - t0
     seed_everything(seed)
@@ -156,7 +381,7 @@ def _gas(data, b, seed, dev):
                    dropout=b.dropout, history_device=dev)
     step = gas_train_step(loader)
     res = _fit(model, data, b, seed, dev, train_step=step)
-    return _run(res, model, data, pre, step, note=f"METIS {parts} parts, {parts // b.num_batches} per batch",
+    return _run(res, model, data, pre, step, note=f"METIS {parts} parts, {per} per batch; {len(loader)} batches/epoch",
                 state_bytes=model.history_nbytes())
 
 
@@ -173,11 +398,12 @@ def _vrgcn(data, b, seed, dev):
     fill_histories(model, d.x, adj, hist)
     gen = torch.Generator(device=dev).manual_seed(seed)
     sampler = VRGCNSampler(adj, b.num_layers, 2, exact=True, generator=gen)
-    batch = math.ceil(int(d.train_mask.sum()) / b.num_batches)
+    n_train = int(d.train_mask.sum())
+    batch = min(1000, n_train) if b.batches == "recipe" else math.ceil(n_train / b.num_batches)
     step = vrgcn_train_step(sampler, hist, "cv", batch, gen)
     pre = time.perf_counter() - t0
     res = _fit(model, d, b, seed, dev, train_step=step)
-    return _run(res, model, d, pre, step, note="fanout 2 with the control variate; no dropout (VR-GCN's estimator)",
+    return _run(res, model, d, pre, step, note=f"batches of {batch}, fanout 2 with the control variate; no dropout (VR-GCN's estimator)",
                 state_bytes=sum(h.emb.numel() * h.emb.element_size() for h in hist))
 
 
@@ -226,7 +452,7 @@ def _precomputed(kind: str):
         seed_everything(seed)
         c = _classes(d)
         if kind == "SGC":
-            model, xs, lr = SGC(d.num_features, c), [hops[-1]], 0.05
+            model, xs, lr = SGC(d.num_features, c), [hops[-1]], b.lr
         else:
             model, xs, lr = SIGN(d.num_features, b.hidden, c, b.hops, dropout=0.2), hops, b.lr
         batch = math.ceil(int(d.train_mask.sum()) / b.num_batches)
@@ -319,6 +545,10 @@ METHODS: dict[str, tuple[str, Callable]] = {
 }
 """Every method: its name -> (family, runner). Runners share ``(data, budget, seed, device)``."""
 
+MINIBATCH_METHODS = ("NeighborLoader", "Cluster-GCN", "GraphSAINT-RW", "GAS", "VR-GCN", "IBMB node-wise",
+                     "IBMB batch-wise")
+"""The methods whose batches differ between ``batches="common"`` and ``"recipe"``."""
+
 
 def _peak_memory_mb(run: MethodRun, dev: torch.device) -> float:
     """Peak memory of one more training epoch on a copy of the trained model (untimed)."""
@@ -359,7 +589,8 @@ def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 
         run.infer()
         sync(dev)
         inference_s = time.perf_counter() - t0
-    row = {"method": name, "family": family, "seed": seed, "test_acc": 100 * run.test_acc,
+    row = {"method": name, "family": family, "seed": seed, "lr": budget.lr,
+           "budget": budget.batches if name in MINIBATCH_METHODS else "shared", "test_acc": 100 * run.test_acc,
            "val_acc": 100 * run.val_acc, "epoch_time_s": run.epoch_time_s,
            "train_time_s": float(run.curve["train_time_s"].iloc[-1]) if len(run.curve) else float("nan"),
            "preprocess_s": run.preprocess_s, "inference_s": inference_s,
@@ -373,29 +604,50 @@ def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 
 
 
 def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds=(0,), target_fraction: float = 0.97,
-                device="auto", progress: bool | None = None, reorder: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """Run ``methods`` (default: all of :data:`METHODS`) for every seed; return ``(runs, curves)``.
+                device="auto", progress: bool | None = None, reorder: str | None = None,
+                budgets=None, lrs=None) -> tuple[pd.DataFrame, dict]:
+    """Run ``methods`` (default: all of :data:`METHODS`) for every budget, learning rate and
+    seed; return ``(runs, curves)`` for each method's selected learning rate.
 
-    ``runs`` has one row per (method, seed) with the columns of :func:`run_method` plus
-    ``time_to_target_s`` (training time until validation accuracy first reaches
-    ``target_fraction`` of full batch's mean best validation accuracy; NaN if never) and
-    ``total_to_target_s`` (the same plus preprocessing). Full batch is always run first,
-    since it defines the target. ``curves[(method, seed)]`` are the evaluation curves.
+    ``budgets``: the batch budgets to run, a subset of ``("common", "recipe")`` (default:
+    ``budget.batches`` alone); the mini-batch methods run once per budget, the others once
+    (``budget == "shared"``). ``lrs``: the learning-rate grid every method gets (default:
+    ``budget.lr`` alone); per (method, budget) the rate with the best mean validation accuracy
+    over ``seeds`` is kept. ``runs`` has one row per (method, budget, seed) with the columns
+    of :func:`run_method` plus ``time_to_target_s`` (training time until validation accuracy
+    reaches ``target_fraction`` of full batch's mean best validation accuracy, interpolated
+    between evaluations; NaN if never) and ``total_to_target_s`` (the same plus
+    preprocessing). ``runs.attrs["grid"]`` holds every row of the grid as records
+    (``pd.DataFrame(runs.attrs["grid"])``; learning rates not kept included). Full batch is always run first, since it defines the target.
+    ``curves[(method, budget, seed)]`` are the evaluation curves.
     ``reorder`` (e.g. ``"rcm"``, ``"partition"``; see :mod:`msgnn_lite.reorder`) renumbers the
     graph once, before every method, so the full-batch path and every loader see the same
     local order; the seconds it took are in ``runs.attrs["reorder_s"]`` (not charged to any method).
     """
+    import dataclasses
+
     from tqdm.auto import tqdm
 
     from .train import _progress_enabled
 
     check_fraction(target_fraction, "target_fraction")
+    budget = budget or Budget()
     methods = list(METHODS) if methods is None else list(methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods must be drawn from {list(METHODS)}, got {unknown}")
+    seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed")
+    budgets = [budget.batches] if budgets is None else list(dict.fromkeys(budgets))
+    if not budgets or any(x not in BUDGETS for x in budgets):
+        raise ValueError(f"budgets must be a non-empty subset of {BUDGETS}, got {budgets}")
+    if isinstance(lrs, (str, bytes)):
+        raise ValueError(f"lrs must be a list of learning rates, got the string {lrs!r} "
+                         "(with papermill pass a list as YAML: -y 'lrs: [0.01, 0.05]')")
+    lrs = [budget.lr] if lrs is None else list(dict.fromkeys(float(x) for x in lrs))
+    if not lrs or not all(x > 0 and math.isfinite(x) for x in lrs):
+        raise ValueError(f"lrs must be a non-empty list of positive learning rates, got {lrs}")
     order = ["full batch"] + [m for m in methods if m != "full batch"]
     reorder_s = 0.0
     if reorder is not None:
@@ -404,29 +656,54 @@ def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds
         t0 = time.perf_counter()
         data = _reorder(data, reorder)[0]
         reorder_s = time.perf_counter() - t0
-    rows, curves = [], {}
-    jobs = [(m, s) for m in order for s in seeds]
-    for m, s in tqdm(jobs, desc=f"compare on {getattr(data, 'name', 'graph')}", disable=not _progress_enabled(progress)):
-        row, curve = run_method(m, data, budget, s, device)
+    jobs = [(m, bud, lr, s) for m in order for bud in (budgets if m in MINIBATCH_METHODS else budgets[:1])
+            for lr in lrs for s in seeds]
+    rows, all_curves = [], {}
+    for m, bud, lr, s in tqdm(jobs, desc=f"compare on {getattr(data, 'name', 'graph')}",
+                              disable=not _progress_enabled(progress)):
+        row, curve = run_method(m, data, dataclasses.replace(budget, batches=bud, lr=lr), s, device)
         rows.append(row)
-        curves[(m, s)] = curve
-    runs = pd.DataFrame(rows)
+        all_curves[(m, row["budget"], lr, s)] = curve
+    grid = pd.DataFrame(rows)
+    mean_val = grid.groupby(["method", "budget", "lr"], sort=False)["val_acc"].mean()
+    best_lr = {key: mean_val.loc[key].idxmax() for key in dict.fromkeys(zip(grid["method"], grid["budget"]))}
+    grid["selected"] = [best_lr[(r.method, r.budget)] == r.lr for r in grid.itertuples()]
+    runs = grid[grid["selected"]].drop(columns="selected").reset_index(drop=True)
+    curves = {(r.method, r.budget, r.seed): all_curves[(r.method, r.budget, r.lr, r.seed)] for r in runs.itertuples()}
     target = target_fraction * runs.loc[runs["method"] == "full batch", "val_acc"].mean()
-    runs["time_to_target_s"] = [time_to_target(curves[(r.method, r.seed)], target) for r in runs.itertuples()]
+    runs["time_to_target_s"] = [time_to_target(curves[(r.method, r.budget, r.seed)], target) for r in runs.itertuples()]
     runs["total_to_target_s"] = runs["time_to_target_s"] + runs["preprocess_s"]
     if "full batch" not in methods:
         runs = runs[runs["method"] != "full batch"].reset_index(drop=True)
     runs.attrs["target_val_acc"] = target
+    runs.attrs["num_classes"] = _classes(data)
     runs.attrs["reorder_s"] = reorder_s
+    runs.attrs["grid"] = grid.to_dict("records")  # plain records: pandas compares attrs when it copies frames
+    runs.attrs["lrs"] = lrs
     return runs, curves
+
+
+def budget_rows(runs: pd.DataFrame, batches: str) -> pd.DataFrame:
+    """The rows of one budget's table: the shared methods plus the mini-batch methods under
+    ``batches`` (``"common"`` or ``"recipe"``)."""
+    if batches not in BUDGETS:
+        raise ValueError(f"batches must be one of {BUDGETS}, got {batches!r}")
+    out = runs[runs["budget"].isin(["shared", batches])].reset_index(drop=True)
+    out.attrs.update(runs.attrs)
+    return out
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per method: mean test accuracy with its standard deviation over seeds, and
-    the median of every cost (a method that missed the target in any seed gets NaN)."""
+    the median of every cost (a method that missed the target in any seed gets NaN).
+    ``runs`` must hold one budget per method: pass :func:`budget_rows` of a two-budget run."""
+    if "budget" in runs and (runs.groupby("method")["budget"].nunique() > 1).any():
+        raise ValueError("runs holds several budgets for one method; summarize budget_rows(runs, 'common') "
+                         "or budget_rows(runs, 'recipe')")
     g = runs.groupby("method", sort=False)
-    out = pd.DataFrame({"family": g["family"].first(), "test_acc": g["test_acc"].mean(),
-                        "test_acc_std": g["test_acc"].std(ddof=0), "val_acc": g["val_acc"].mean()})
+    out = pd.DataFrame({"family": g["family"].first(), "lr": g["lr"].first() if "lr" in runs else float("nan"),
+                        "test_acc": g["test_acc"].mean(),
+                        "test_acc_std": g["test_acc"].std(ddof=1), "val_acc": g["val_acc"].mean()})
     for col in ("epoch_time_s", "preprocess_s", "inference_s", "peak_memory_mb"):
         out[col] = g[col].median()
     for col in ("time_to_target_s", "total_to_target_s"):
@@ -434,6 +711,56 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     out["seeds"] = g.size()
     out.attrs.update(runs.attrs)
     return out
+
+
+def gap_to_full_batch(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method (of one budget's rows): test accuracy minus full batch's **on the same seed**,
+    as a list of per-seed differences, their mean and 95% interval (points). Seeds a method
+    or full batch lacks are left out."""
+    from .results import interval95
+
+    if "budget" in runs and (runs.groupby("method")["budget"].nunique() > 1).any():
+        raise ValueError("runs holds several budgets for one method; pass budget_rows(runs, ...)")
+    fb = runs[runs["method"] == "full batch"].set_index("seed")["test_acc"]
+    if fb.empty:
+        raise ValueError("runs has no full batch rows: the gap needs full batch on the same seeds")
+    rows = []
+    for m, g in runs[runs["method"] != "full batch"].groupby("method", sort=False):
+        g = g[g["seed"].isin(fb.index)]
+        diffs = [float(r.test_acc - fb[r.seed]) for r in g.itertuples()]
+        if not diffs:
+            continue
+        mean, lo, hi = interval95(diffs)
+        rows.append({"method": m, "family": g["family"].iloc[0], "gap": mean, "ci_low": lo, "ci_high": hi,
+                     "seeds": len(diffs), "diffs": diffs})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def gap_claims(runs: pd.DataFrame, dataset: str, budget: str, *, tolerance: float = 2.0, source: str = "this run",
+               margin: float = 2.0, command: str = "", skip=("MLP",)) -> list:
+    """The papers' shared claim, "accuracy comparable to full-batch training", as one
+    :class:`~msgnn_lite.results.Claim` per method of one budget's rows: the per-seed
+    differences to full batch must lie no more than ``tolerance`` points below zero (the 95%
+    interval decides; see :mod:`msgnn_lite.results`). No verdict is given when full batch
+    did not beat the graph-free MLP (if it ran) and chance by ``margin`` points."""
+    from .results import Claim, sanity_floor
+
+    fb = runs.loc[runs["method"] == "full batch", "test_acc"]
+    mlp = runs.loc[runs["method"] == "MLP", "test_acc"]
+    classes = runs.attrs.get("num_classes")
+    failed = sanity_floor(float(fb.mean()), float(mlp.mean()) if len(mlp) else None, classes, margin,
+                          name=f"full batch on {dataset}")
+    batches = "each paper's batch construction" if budget == "recipe" else "equal steps per epoch"
+    claims = []
+    for m, r in gap_to_full_batch(runs).iterrows():
+        if m in skip:
+            continue
+        claims.append(Claim(
+            f"{m} minus full batch, test acc, {dataset} ({budget} budget)", 0.0, None, "points", tolerance,
+            values=r["diffs"], differs=f"{dataset}, {budget} budget ({batches}), one learning-rate grid for all; "
+                                       "the paper tunes its own setting on its own datasets",
+            note=f"full batch {fb.mean():.1f}%", source=source, baseline_failed=failed, command=command))
+    return claims
 
 
 def pareto_front(table: pd.DataFrame, cost: str, score: str = "test_acc") -> list[str]:

@@ -319,14 +319,17 @@ class MultiscaleResult:
 
     def to_target(self, val_acc: float) -> dict:
         """Training time and work until the full-graph validation accuracy first reaches
-        ``val_acc`` (``nan`` if it never does)."""
-        h = self.history
-        hit = h.index[h["val_acc"].fillna(-1) >= val_acc - 1e-12]
-        if len(hit) == 0:
+        ``val_acc``, interpolated between evaluations (the project's one target rule,
+        :func:`msgnn_lite.train.time_to_target`; ``nan`` if it never does)."""
+        from .train import time_to_target
+
+        h = self.history.dropna(subset=["val_acc"])
+        t = time_to_target(h, val_acc, x="cum_train_time_s")
+        if t != t:
             return {"epoch": float("nan"), "train_time_s": float("nan"), "fine_epochs": float("nan")}
-        row = h.loc[hit[0]]
-        return {"epoch": int(row["epoch"]), "train_time_s": float(row["cum_train_time_s"]),
-                "fine_epochs": float(row["fine_epochs"])}
+        hit = h.index[h["val_acc"] >= val_acc - 1e-12]
+        return {"epoch": int(h.loc[hit[0], "epoch"]), "train_time_s": t,
+                "fine_epochs": time_to_target(h, val_acc, x="fine_epochs")}
 
     def summary(self) -> dict:
         s = self.result.summary()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .results import VERDICTS, reason
+from .results import VERDICTS, reason, verdict_kind
 
 __all__ = ["split_by_run", "render_summary", "render_report", "main"]
 
@@ -86,7 +86,7 @@ def render_report(profile: str, results: list[dict], run_id: str | None = None, 
     but not judged)."""
     current, older = split_by_run(results, run_id)
     claims = [(res, c) for res in current for c in res.get("claims", [])]
-    counts = Counter(c.get("verdict", "") for _, c in claims)
+    counts = Counter(verdict_kind(c.get("verdict", "")) for _, c in claims)
     hardware = sorted({res.get("hardware", "unknown") for res in current})
     lines = [f"# Reproduction report, profile `{profile}`", ""]
     runs = sorted({res.get("run_id", "unknown") for res in current})
@@ -97,10 +97,13 @@ def render_report(profile: str, results: list[dict], run_id: str | None = None, 
         lines.append(f"Assembled from {len(runs)} run(s) of the notebooks ({', '.join(f'`{r}`' for r in runs)}), "
                      f"written {dates[0][:10] if dates else '?'} to {dates[-1][:10] if dates else '?'}; "
                      f"hardware: {', '.join(hardware) or 'unknown'}.")
-    lines += ["", "Verdicts: **reproduced** = our figure meets the paper's within the stated tolerance on the "
-              "paper's setting (or an equivalent one); **partly** = it meets it on a different dataset, metric, "
-              "budget or hardware (the reason says which); **not reproduced** = it misses it (the reason says "
-              "whether the setting differed); **not testable offline** = the claim needs data or hardware that "
+    lines += ["", "Verdicts: **reproduced** = the 95% interval of our figure (over seeds) lies within the stated "
+              "tolerance of the paper's, on the paper's setting (or an equivalent one); **partly** = it meets it on a different dataset, metric, "
+              "budget or hardware, or it was picked after the runs (the reason says which); **inconclusive (n "
+              "seeds)** = the 95% interval of our mean straddles the tolerance's edge, or a noisy quantity was "
+              "measured once; **not reproduced** = the whole interval misses it (the reason says whether the "
+              "setting differed); **baseline did not learn** = the method it is compared with did not beat a "
+              "graph-free MLP and chance, so nothing is judged; **not testable offline** = the claim needs data or hardware that "
               "is not at hand; **measured** = the paper gives no number to compare with.", ""]
     lines.append("| verdict | claims |")
     lines.append("|---|---|")

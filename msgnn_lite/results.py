@@ -1,19 +1,30 @@
 """Paper-vs-ours records: each notebook writes one small JSON file of claims, and the
 pipeline gathers them into ``runs/<profile>/summary.md`` and ``runs/<profile>/report.md``.
 
-A row is a :class:`Claim`: what the paper reports, what we measured, the unit, and a
-verdict computed from a stated tolerance and setting (never typed in by hand):
+A row is a :class:`Claim`: what the paper reports, what we measured (with the per-seed
+values when there are several seeds), the unit, and a verdict computed from a stated
+tolerance and setting (never typed in by hand). The tolerance defines a region around the
+paper's figure: ``[paper - tol, paper + tol]`` for a two-sided claim ("comparable to
+full batch"), ``[paper - tol, inf)`` for higher-is-better, ``(-inf, paper + tol]`` for
+lower-is-better. Our uncertainty is the 95% t-interval of the mean of ``values`` (for a
+comparison, ``values`` are the per-seed differences). Then:
 
-* ``"reproduced"``: ours meets the paper's figure within the tolerance, on the paper's
-  setting (or an equivalent one);
-* ``"partly"``: ours meets it, but on a different dataset, metric, budget or hardware
-  (``Claim.differs`` says how);
-* ``"not reproduced"``: ours misses it (``differs`` then says whether the setting differed);
+* ``"reproduced"``: the whole interval lies in the region, on the paper's setting (or an
+  equivalent one);
+* ``"partly"``: it does, but on a different dataset, metric, budget or hardware
+  (``Claim.differs`` says how), or the claim was chosen after the runs were seen
+  (``Claim.chosen_after`` says how; a best-of-several pick is biased upwards);
+* ``"not reproduced"``: the whole interval lies outside the region;
+* ``"inconclusive (n seeds)"``: the interval straddles the region's edge, or there is only
+  one measurement of a noisy quantity (``noise_free=True`` declares a quantity that does not
+  depend on the seed, e.g. a byte count, whose single value is its interval);
 * ``"not testable offline"``: the claim needs data or hardware that is not at hand
   (``Claim.untestable`` says what); ``"measured"``: the paper gives no number.
 
 Every record carries the id of the run that wrote it (``MSGNN_RUN_ID``, set by the
-pipeline), so a summary can tell this run's records from ones left behind by another.
+pipeline), so a summary can tell this run's records from ones left behind by another, and
+every claim says where its numbers come from (``Claim.source``: this run, or a stored CSV
+with the hardware of the run that wrote it).
 """
 from __future__ import annotations
 
@@ -29,34 +40,94 @@ import pandas as pd
 
 from .utils import atomic_write, repo_root
 
-__all__ = ["Claim", "VERDICTS", "verdict", "current_run_id", "reason", "results_dir", "record_results", "load_results",
+__all__ = ["Claim", "VERDICTS", "verdict", "verdict_kind", "interval95", "sanity_floor", "current_run_id", "reason", "results_dir", "record_results", "load_results",
            "claims_table"]
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not testable offline", "measured", "not measured")
+VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "baseline did not learn", "not testable offline",
+            "measured", "not measured")
+"""The verdict kinds, in report order (an ``"inconclusive (n seeds)"`` verdict is of kind ``"inconclusive"``)."""
 
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
+def interval95(values) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``values`` and its 95% Student-t confidence interval
+    (``low == high == mean`` for a single value is *not* returned: the interval is NaN)."""
+    from scipy import stats
+
+    v = [float(x) for x in values]
+    if not v or any(math.isnan(x) for x in v):
+        raise ValueError(f"values must be a non-empty list of numbers without NaN, got {values!r}")
+    n = len(v)
+    mean = sum(v) / n
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | None = None, margin: float = 2.0,
+                 name: str = "baseline") -> str:
+    """``""`` when a baseline (test accuracy in percent, a mean over seeds) beats chance
+    (``100 / num_classes``) and a graph-free MLP trained under the same budget by ``margin``
+    points; otherwise the reason, with the numbers, to pass as ``Claim.baseline_failed``."""
+    floors = []
+    if num_classes:
+        floors.append((100.0 / num_classes, "chance"))
+    if mlp is not None and not _missing(mlp):
+        floors.append((float(mlp), "a graph-free MLP"))
+    for value, what in floors:
+        if not baseline >= value + margin:
+            return f"{name} {baseline:.1f}% is not {margin:g} points above {what} ({value:.1f}%)"
+    return ""
+
+
+def verdict_kind(v: str) -> str:
+    """The kind of a verdict string (``"inconclusive (3 seeds)"`` -> ``"inconclusive"``)."""
+    return "inconclusive" if v.startswith("inconclusive") else v
+
+
 def verdict(paper: float | None, ours: float | None, tolerance: float = 0.0, higher_is_better: bool = True,
-            differs: str = "", untestable: str = "") -> str:
+            differs: str = "", untestable: str = "", *, values=None, two_sided: bool = False,
+            noise_free: bool = False, chosen_after: str = "", baseline_failed: str = "") -> str:
     """The verdict of one claim (see the module docstring for the rules).
 
-    ``differs``: how our setting differs from the paper's (empty: the same setting), which
-    turns a met claim into ``"partly"``. ``untestable``: why the claim cannot be tested here
-    (data or hardware not at hand), which makes it ``"not testable offline"`` when nothing
-    was measured."""
+    ``values``: our per-seed measurements (their mean is ``ours``); ``noise_free``: a single
+    ``ours`` that does not depend on the seed. ``differs``: how our setting differs from the
+    paper's, and ``chosen_after``: how the claim was picked after the runs; either turns a
+    met claim into ``"partly"``. ``untestable``: why the claim cannot be tested here.
+    ``baseline_failed``: the baseline the claim compares against did not learn (see
+    :func:`sanity_floor`), so nothing is judged."""
+    tolerance = float(tolerance)
+    if tolerance < 0 or math.isnan(tolerance):
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    if values is not None and len(values) and _missing(ours):
+        ours = sum(map(float, values)) / len(values)
     if untestable and _missing(ours):
         return "not testable offline"
+    if baseline_failed:
+        return "baseline did not learn"
     if _missing(paper):
         return "measured"
     if _missing(ours):
         return "not measured"
-    ok = ours >= paper - tolerance if higher_is_better else ours <= paper + tolerance
-    if not ok:
+    n = len(values) if values is not None and len(values) else 1
+    if n >= 2:
+        _, low, high = interval95(values)
+    elif noise_free:
+        low = high = float(ours)
+    else:
+        return "inconclusive (1 seed)"
+    lo_ok = -math.inf if (not two_sided and not higher_is_better) else paper - tolerance
+    hi_ok = math.inf if (not two_sided and higher_is_better) else paper + tolerance
+    if high < lo_ok or low > hi_ok:
         return "not reproduced"
-    return "partly" if differs else "reproduced"
+    if low < lo_ok or high > hi_ok:
+        return f"inconclusive ({n} seeds)"
+    return "partly" if (differs or chosen_after) else "reproduced"
 
 
 @dataclass
@@ -73,14 +144,40 @@ class Claim:
     differs: str = ""  # how our setting differs from the paper's ("" = the paper's setting)
     untestable: str = ""  # why the claim cannot be tested here ("" = it can)
     command: str = ""  # the command that reproduces our figure (default: the notebook's)
+    values: list | None = None  # per-seed values (for a comparison: per-seed differences); ours = their mean
+    two_sided: bool = False  # "comparable to": the region is paper +- tolerance
+    noise_free: bool = False  # a quantity that does not depend on the seed (a count, a size): one value suffices
+    chosen_after: str = ""  # how the claim was picked after seeing the runs ("" = stated before)
+    source: str = "this run"  # where the numbers come from: this run, or a stored CSV and its run's hardware
+    baseline_failed: str = ""  # the compared-against baseline did not learn (numbers); no verdict is given
+
+    def __post_init__(self):
+        if self.values is not None:
+            self.values = [float(v) for v in self.values]
+            if not self.values:
+                raise ValueError(f"Claim {self.quantity!r}: values is empty; give the per-seed values or None")
+            if _missing(self.ours):
+                self.ours = sum(self.values) / len(self.values)
 
     @property
     def verdict(self) -> str:
-        return verdict(self.paper, self.ours, self.tolerance, self.higher_is_better, self.differs, self.untestable)
+        return verdict(self.paper, self.ours, self.tolerance, self.higher_is_better, self.differs, self.untestable,
+                       values=self.values, two_sided=self.two_sided, noise_free=self.noise_free,
+                       chosen_after=self.chosen_after, baseline_failed=self.baseline_failed)
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95% interval of ``ours`` (None for fewer than two values)."""
+        if self.values is None or len(self.values) < 2:
+            return None
+        return interval95(self.values)[1:]
 
     def as_row(self) -> dict:
         row = asdict(self)
         row["verdict"] = self.verdict
+        iv = self.interval
+        row["ci_low"], row["ci_high"] = iv if iv else (None, None)
+        row["n"] = len(self.values) if self.values else 1
         return row
 
 
@@ -173,8 +270,18 @@ def claims_table(claims: list[Claim] | list[dict], digits: int = 2) -> pd.DataFr
 
 def reason(row: dict) -> str:
     """A claim row's note with its setting: how it differs from the paper's, or why it
-    cannot be tested here."""
+    cannot be tested here; the 95% interval and the seeds; where the numbers come from."""
     parts = []
+    if row.get("baseline_failed"):
+        parts.append(f"baseline did not learn: {row['baseline_failed']}")
+    if row.get("ci_low") is not None and not _missing(row.get("ci_low")):
+        parts.append(f"95% CI [{row['ci_low']:.3g}, {row['ci_high']:.3g}], {row.get('n')} seeds")
+    elif row.get("noise_free"):
+        parts.append("does not depend on the seed")
+    if row.get("chosen_after"):
+        parts.append(f"chosen after the runs: {row['chosen_after']}")
+    if row.get("source") and row.get("source") != "this run":
+        parts.append(f"numbers from {row['source']}")
     if row.get("untestable"):
         parts.append(f"not testable here: {row['untestable']}")
     if row.get("differs"):

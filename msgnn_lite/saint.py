@@ -313,7 +313,7 @@ def normalized_loss(logits: Tensor, batch: Data) -> Tensor:
     return per_node.sum()
 
 
-def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn"):
+def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn", per_labelled_node: bool = False):
     """A ``train_step`` for :func:`~msgnn_lite.train.fit`: one optimizer step per batch of
     ``sampler`` with GraphSAINT's unbiased aggregation (:meth:`GraphSAINTSampler.adjacency`,
     ``edge_norm``) and loss (:func:`normalized_loss`, ``node_norm``).
@@ -321,7 +321,21 @@ def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn"):
     The operator is built where the sampler's graph lives; a batch and its operator are then
     copied to the model's device if they are elsewhere (a sampler on CPU data, a model on a GPU).
     The epoch's loss (the mean over batches) is summed on the device and read once per epoch.
+
+    ``per_labelled_node=True`` multiplies the loss by ``N / (number of training nodes)``, so it
+    estimates the *mean* loss over the labelled training nodes instead of their sum divided by
+    ``N``. The gradient's direction is the same; its scale is not, which matters with weight
+    decay: with 200 labelled nodes among 13,752 the unscaled loss is 69 times smaller than
+    the full-batch loss, and Adam's L2 term then dominates it.
     """
+    scale = 1.0
+    if per_labelled_node:
+        mask = getattr(sampler.data, "train_mask", None)
+        labelled = int(mask.sum()) if mask is not None else sampler.N
+        if labelled == 0:
+            raise ValueError("per_labelled_node=True needs training nodes: the sampler's data has an empty train_mask")
+        scale = sampler.N / labelled
+
     def step(model: nn.Module, data: Data, optimizer: torch.optim.Optimizer) -> float:
         model.train()
         dev = next(model.parameters()).device
@@ -331,7 +345,7 @@ def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn"):
             if b.edge_index.device != dev:
                 b, adj = to_device(b, dev), adj.to(dev)
             optimizer.zero_grad(set_to_none=True)
-            loss = normalized_loss(model(b.x, adj), b)
+            loss = normalized_loss(model(b.x, adj), b) * scale
             loss.backward()
             optimizer.step()
             total += loss.detach()

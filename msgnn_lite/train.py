@@ -30,7 +30,8 @@ from .memory import MB, measure_step
 from .sparse import cached_adjacency
 from .utils import resolve_device, seed_everything, sync, to_device
 
-__all__ = ["TrainResult", "fit", "accuracy", "full_batch_step", "full_batch_evaluate", "graph_input", "minibatch_step"]
+__all__ = ["TrainResult", "fit", "accuracy", "full_batch_step", "full_batch_evaluate", "graph_input", "minibatch_step",
+           "time_to_target"]
 
 
 @dataclass
@@ -62,6 +63,29 @@ class TrainResult:
                 "test_acc": self.test_acc, "max_test_acc": self.max_test_acc,
                 "train_time_s": self.train_time_s, "eval_time_s": self.eval_time_s,
                 "epoch_time_s": self.train_time_s / max(self.epochs_run, 1), "peak_memory_mb": self.peak_memory_mb}
+
+
+def time_to_target(curve, target: float, x: str = "train_time_s", y: str = "val_acc") -> float:
+    """The project's one target rule: the cost (column ``x``, e.g. cumulative training time or
+    work) at which the curve's ``y`` (validation accuracy) first reaches ``target``,
+    interpolated linearly between the last evaluation below the target and the first at or
+    above it (the first evaluation itself when it already meets the target, counted from 0).
+    NaN if the target is never reached. Evaluations are the rows of ``curve`` (a DataFrame),
+    in order; rows with a missing ``y`` are skipped.
+
+    Interpolation keeps the figure from depending on the evaluation interval: with
+    evaluations every 5 epochs, "first evaluation at or above" would round every run up to
+    the next multiple of 5."""
+    c = curve[[x, y]].dropna(subset=[y])
+    xs, ys = c[x].to_numpy(dtype=float), c[y].to_numpy(dtype=float)
+    hit = (ys >= target - 1e-12).nonzero()[0]
+    if len(hit) == 0:
+        return float("nan")
+    i = int(hit[0])
+    if i == 0:
+        return float(xs[0])
+    x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
+    return float(x0 + (x1 - x0) * (target - y0) / (y1 - y0)) if y1 > y0 else float(x1)
 
 
 def accuracy(logits: Tensor, y: Tensor) -> float:

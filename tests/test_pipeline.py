@@ -15,16 +15,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_verdict_logic():
-    assert verdict(81.5, 81.0, tolerance=1.0) == "reproduced"
-    assert verdict(81.5, 80.0, tolerance=1.0) == "not reproduced"
-    assert verdict(2.2, 1.9, higher_is_better=False) == "reproduced"
+    assert verdict(81.5, 81.0, tolerance=1.0, noise_free=True) == "reproduced"
+    assert verdict(81.5, 80.0, tolerance=1.0, noise_free=True) == "not reproduced"
+    assert verdict(2.2, 1.9, higher_is_better=False, noise_free=True) == "reproduced"
     assert verdict(None, 3.0) == "measured"
-    assert Claim("acc", 70.3, 70.0, "%", 0.5).verdict == "reproduced"
+    # one measurement of a noisy quantity cannot carry a verdict
+    assert verdict(81.5, 81.0, tolerance=1.0) == "inconclusive (1 seed)"
+    assert Claim("acc", 70.3, None, "%", 0.5, values=[70.3, 70.4, 70.35]).verdict == "reproduced"
 
 
 def test_record_and_load_results(tmp_path, monkeypatch):
     monkeypatch.setenv("MSGNN_RESULTS_DIR", str(tmp_path))
-    name = record_results("01_demo", [Claim("Cora accuracy", 81.5, 82.0, "%", 1.0)])
+    name = record_results("01_demo", [Claim("Cora accuracy", 81.5, None, "%", 1.0, values=[82.0, 81.8, 82.3])])
     assert name == "01_demo.json"
     [res] = load_results(tmp_path)
     assert res["claims"][0]["verdict"] == "reproduced"
@@ -102,7 +104,7 @@ def test_device_flag_reaches_every_notebook_and_bad_flags_write_nothing(tmp_path
 
 def test_render_summary_tables():
     text = render_summary("default", [("00_x", "ok", 1.0, "")],
-                          [{"notebook": "00_x", "claims": [Claim("q", 1.0, 2.0, "s").as_row()]}])
+                          [{"notebook": "00_x", "claims": [Claim("q", 1.0, 2.0, "s", noise_free=True).as_row()]}])
     assert "| 00_x | q | 1 | 2 | s | reproduced |" in text
 
 

@@ -4,6 +4,7 @@
     python -m msgnn_lite.bench compare --datasets csbm --csbm-nodes 1000000 --epochs 10
     python -m msgnn_lite.bench compare --datasets Cora --seeds 0 1 2 --methods "full batch" SGC GAS
     python -m msgnn_lite.bench compare --out docs/comparison     # also write <out>/<dataset>-<model>-s<seeds>.csv
+    python -m msgnn_lite.bench compare --show docs/comparison/Computers-gcn-s0-1-2.csv   # README's tables
 
 For each graph: validation-selected test accuracy (mean and spread over seeds), seconds per
 epoch, preprocessing, time to 97% of full batch's best validation accuracy (training alone and
@@ -20,14 +21,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..cli import fraction, nonnegative_int, positive_int
-from ..compare_all import METHODS, Budget, compare_all, pareto_front, summarize
+from ..cli import fraction, nonnegative_int, positive_float, positive_int
+from ..compare_all import (BUDGETS, METHODS, Budget, budget_rows, compare_all, gap_to_full_batch, pareto_front,
+                           summarize)
 from ..data import DatasetUnavailableError, load_dataset, make_csbm
 from ..reorder import ORDERS
+from ..results import _hardware
 from ..utils import atomic_write, resolve_device, seed_everything
 from ._common import add_device_argument
 
-COLUMNS = ["family", "test_acc", "test_acc_std", "epoch_time_s", "preprocess_s", "time_to_target_s",
+COLUMNS = ["family", "lr", "test_acc", "test_acc_std", "epoch_time_s", "preprocess_s", "time_to_target_s",
            "total_to_target_s", "inference_s", "peak_memory_mb", "seeds"]
 
 
@@ -42,13 +45,21 @@ def add_arguments(parser) -> None:
                         help="epochs per method (default: 30 on Cora/CiteSeer/PubMed, 60 on Computers/CS, 10 on csbm)")
     parser.add_argument("--model", default="gcn", choices=("gcn", "sage"), help="model family of every method")
     parser.add_argument("--hidden", type=positive_int, default=64)
-    parser.add_argument("--num-batches", type=positive_int, default=8, help="steps per epoch of every mini-batch method")
+    parser.add_argument("--num-batches", type=positive_int, default=8,
+                        help="steps per epoch of every mini-batch method under the common budget")
+    parser.add_argument("--budgets", nargs="+", default=["recipe", "common"], choices=list(BUDGETS),
+                        help="recipe: each paper's batch construction; common: --num-batches steps for everybody")
+    parser.add_argument("--lrs", type=positive_float, nargs="+", default=[0.01, 0.05],
+                        help="learning-rate grid every method gets; the best mean validation accuracy is kept")
     parser.add_argument("--target", type=fraction, default=0.97, help="fraction of full batch's best val acc")
     parser.add_argument("--reorder", default=None, choices=ORDERS,
                         help="renumber each graph once for locality before every method (msgnn_lite.reorder)")
     parser.add_argument("--sort", default="test_acc", choices=COLUMNS[1:], help="column to sort the table by")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for <dataset>-<model>-s<seeds>.csv, one row per (method, seed) (written atomically)")
+    parser.add_argument("--show", type=Path, nargs="+", default=None, metavar="CSV",
+                        help="print the Markdown tables (both budgets, gap to full batch with its 95%% interval) of "
+                             "runs stored by --out, instead of running anything")
     add_device_argument(parser)
 
 
@@ -70,7 +81,58 @@ def table_for(runs: pd.DataFrame, sort: str = "test_acc") -> pd.DataFrame:
     return table.sort_values(sort, ascending=sort != "test_acc" and sort != "seeds", na_position="last")
 
 
+def markdown_tables(runs: pd.DataFrame, tolerance: float = 2.0) -> str:
+    """Both budgets' tables of stored runs as Markdown: test accuracy (mean ± std over seeds),
+    the gap to full batch on the same seed with its 95% interval, time to target with
+    preprocessing and peak training memory; the verdict of "comparable to full batch"
+    (within ``tolerance`` points below) for the recipe rows."""
+    from ..results import Claim
+
+    out = []
+    for bud in [b for b in ("recipe", "common") if b in set(runs["budget"]) or b == "recipe"]:
+        rows = budget_rows(runs, bud)
+        t = table_for(rows)
+        gaps = gap_to_full_batch(rows)
+        out += [f"**{bud} budget**", "",
+                "| method | lr | test acc (%) | minus full batch (95% CI) | to target (s) | train memory (MB) | verdict |",
+                "|---|---|---|---|---|---|---|"]
+        for m, r in t.iterrows():
+            gap, verdict = "", ""
+            if m in gaps.index:
+                g = gaps.loc[m]
+                ci = f" [{g.ci_low:+.1f}, {g.ci_high:+.1f}]" if g.seeds > 1 else ""
+                gap = f"{g.gap:+.1f}{ci}"
+                if m != "MLP":
+                    verdict = Claim(m, 0.0, None, tolerance=tolerance, values=g.diffs,
+                                    differs="not the paper's own dataset and tuning").verdict
+            ttt = "missed" if pd.isna(r.total_to_target_s) else f"{r.total_to_target_s:.2f}"
+            out.append(f"| {m} | {r.lr:g} | {r.test_acc:.1f} ± {0 if pd.isna(r.test_acc_std) else r.test_acc_std:.1f} "
+                       f"| {gap} | {ttt} | {r.peak_memory_mb:.0f} | {verdict} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def show(paths) -> int:
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--show: {path} is not a file; expected a CSV written by --out")
+        runs = pd.read_csv(path)
+        missing = {"method", "budget", "seed", "test_acc", "lr"} - set(runs.columns)
+        if missing:
+            raise ValueError(f"--show: {path} lacks the columns {sorted(missing)}; re-run the bench with --out")
+        first = runs.iloc[0]
+        grid_path = Path(path).with_name(Path(path).stem + "-grid.csv")
+        grid = sorted(pd.read_csv(grid_path)["lr"].unique().tolist()) if grid_path.is_file() else "unknown"
+        print(f"### {first['dataset']} ({first['epochs']} epochs, seeds {sorted(runs['seed'].unique().tolist())}, "
+              f"learning-rate grid {grid}, {first.get('hardware', first.get('device'))}, "
+              f"{str(first.get('written_utc', ''))[:10]})\n")
+        print(markdown_tables(runs))
+    return 0
+
+
 def run(args) -> int:
+    if args.show:
+        return show(args.show)
     dev = resolve_device(args.device)
     print(f"device {dev}, {torch.get_num_threads()} CPU threads, {platform.machine()} {platform.system()}")
     for name in args.datasets:
@@ -85,20 +147,29 @@ def run(args) -> int:
               f"{args.model.upper()}, {epochs} epochs, {args.num_batches} steps per epoch, seeds {args.seeds}")
         seed_everything(args.seeds[0])
         t0 = time.perf_counter()
-        runs, _ = compare_all(data, args.methods, budget=budget, seeds=tuple(args.seeds), target_fraction=args.target,
-                              device=dev, reorder=args.reorder)
-        table = table_for(runs, args.sort)
+        runs, curves = compare_all(data, args.methods, budget=budget, seeds=tuple(args.seeds), target_fraction=args.target,
+                              device=dev, reorder=args.reorder, budgets=args.budgets, lrs=args.lrs)
         print(f"target: {runs.attrs['target_val_acc']:.1f}% validation accuracy "
-              f"({args.target:.0%} of full batch's); {time.perf_counter() - t0:.0f} s in all")
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print(table.round(3).to_string())
-        for cost in ("total_to_target_s", "peak_memory_mb"):
-            print(f"Pareto front (test acc vs {cost}): {', '.join(pareto_front(table, cost))}")
+              f"({args.target:.0%} of full batch's); learning rates {args.lrs}; {time.perf_counter() - t0:.0f} s in all")
+        for bud in args.budgets:
+            table = table_for(budget_rows(runs, bud), args.sort)
+            print(f"\n### budget: {bud}")
+            with pd.option_context("display.width", 200, "display.max_columns", 20):
+                print(table.round(3).to_string())
+            for cost in ("total_to_target_s", "peak_memory_mb"):
+                print(f"Pareto front (test acc vs {cost}): {', '.join(pareto_front(table, cost))}")
         if args.out is not None:
-            runs = runs.assign(dataset=getattr(data, "name", name), model=args.model, epochs=epochs, device=str(dev),
-                               target_val_acc=runs.attrs["target_val_acc"])
+            meta = dict(dataset=getattr(data, "name", name), model=args.model, epochs=epochs, device=str(dev),
+                        hardware=_hardware(), target_val_acc=runs.attrs["target_val_acc"],
+                        written_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             seeds = "-".join(str(s) for s in args.seeds)
             stem = f"{getattr(data, 'name', name)}-{args.model}-s{seeds}" + (f"-{args.reorder}" if args.reorder else "")
-            path = atomic_write(Path(args.out) / f"{stem}.csv", runs.to_csv(index=False))
-            print(f"runs written to {path}")
+            grid = pd.DataFrame(runs.attrs["grid"]).assign(**meta)
+            curve_rows = pd.concat([c.assign(method=m, budget=b, seed=s) for (m, b, s), c in curves.items()],
+                                   ignore_index=True)
+            path = atomic_write(Path(args.out) / f"{stem}.csv", runs.assign(**meta).to_csv(index=False))
+            atomic_write(Path(args.out) / f"{stem}-grid.csv", grid.to_csv(index=False))
+            atomic_write(Path(args.out) / f"{stem}-curves.csv", curve_rows.to_csv(index=False))
+            print(f"runs written to {path} (the whole learning-rate grid: {stem}-grid.csv; "
+                  f"the selected runs' validation curves: {stem}-curves.csv)")
     return 0

@@ -18,7 +18,7 @@ import time
 import torch
 
 from ..cli import fraction, positive_float, positive_int
-from ..compare import compare_inference, compare_training, time_to_target
+from ..compare_all import compare_inference, compare_training, time_to_target
 from ..data import DatasetUnavailableError, load_dataset, make_csbm, split_fraction
 from ..models import GCN
 from ..ppr import push_ppr
