@@ -187,7 +187,7 @@ def check_unique(ids: Tensor, name: str) -> Tensor:
 
 
 def check_permutation(perm, n: int, name: str = "perm") -> Tensor:
-    """A permutation of ``0 .. n-1`` (every id exactly once)."""
+    """A permutation of ``0..n-1`` (every id exactly once)."""
     if not isinstance(perm, Tensor) or perm.is_floating_point() or perm.dim() != 1:
         raise TypeError(f"{name} must be a 1-D integer tensor holding a permutation of 0..{n - 1}")
     if perm.numel() != n:

@@ -38,6 +38,7 @@ __all__ = [
     "make_csbm",
     "make_local_csbm",
     "per_class_split",
+    "parse_csbm_spec",
     "split_fraction",
     "edge_homophily",
     "describe",
@@ -154,8 +155,46 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
 
 def _canonical(name: str) -> str:
     if not isinstance(name, str) or name.lower() not in _ALIASES:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, "
+                         f"or a synthetic graph {CSBM_SPEC_FORM!r}")
     return _ALIASES[name.lower()]
+
+
+# A synthetic graph by name, so that a notebook's ``dataset`` parameter can name one:
+# "csbm:nodes=3000,classes=5,features=24" (every key optional; the defaults below).
+CSBM_SPEC_FORM = "csbm:nodes=N,classes=C,features=F,degree=D,homophily=H,signal=S,seed=K"
+CSBM_DEFAULTS = {"nodes": 5000, "classes": 5, "features": 32, "degree": 10.0, "homophily": 0.8, "signal": 1.0,
+                 "seed": 0}
+
+
+def parse_csbm_spec(name: str) -> dict | None:
+    """The parameters of a synthetic dataset name (``"csbm"`` or ``"csbm:key=value,..."``), or
+    ``None`` when ``name`` is not one. A malformed spec raises ``ValueError`` naming the key."""
+    if not isinstance(name, str) or name.split(":", 1)[0].strip().lower() != "csbm":
+        return None
+    spec = dict(CSBM_DEFAULTS)
+    body = name.split(":", 1)[1] if ":" in name else ""
+    for item in filter(None, (part.strip() for part in body.split(","))):
+        key, sep, value = (s.strip() for s in item.partition("="))
+        if not sep or key not in CSBM_DEFAULTS:
+            raise ValueError(f"dataset {name!r}: {item!r} is not one of "
+                             f"{', '.join(k + '=...' for k in CSBM_DEFAULTS)} (form: {CSBM_SPEC_FORM!r})")
+        kind = type(CSBM_DEFAULTS[key])
+        try:
+            spec[key] = kind(value) if kind is float else int(value)
+        except ValueError:
+            raise ValueError(f"dataset {name!r}: {key} must be {'a number' if kind is float else 'an integer'}, "
+                             f"got {value!r}") from None
+    return spec
+
+
+def _load_csbm(name: str, spec: dict, split_seed: int, train_per_class: int, val_per_class: int) -> Data:
+    data = make_csbm(spec["nodes"], spec["degree"], spec["classes"], spec["features"], spec["homophily"],
+                     seed=spec["seed"], feature_signal=spec["signal"])
+    data.train_mask, data.val_mask, data.test_mask = per_class_split(data.y, train_per_class, val_per_class,
+                                                                     seed=split_seed)
+    data.name = "csbm:" + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
+    return data
 
 
 @contextlib.contextmanager
@@ -252,6 +291,11 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split_seed: i
       validation nodes per class, the rest for testing (Shchur et al., 2018).
     * ``"ogbn-arxiv"``, ``"ogbn-products"``, ``"ogbn-proteins"``: through the optional
       ``ogb`` package, with OGB's official split.
+    * ``"csbm"`` or ``"csbm:nodes=3000,classes=5,features=24,degree=8,homophily=0.7,signal=1,seed=1"``
+      (any subset of the keys; :data:`CSBM_DEFAULTS` for the rest): a seeded synthetic graph
+      (:func:`make_csbm`) with the same per-class split as Amazon and Coauthor, so that a
+      notebook's ``dataset`` parameter can name a graph none of them was written for. Its
+      ``name`` lists every parameter.
 
     The returned ``Data`` also carries ``name`` and ``num_classes``. If the raw files
     are not in the data directory, PyG downloads them; with no network this raises
@@ -264,6 +308,9 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split_seed: i
     read is reported, deleted and rebuilt. First loads from several processes at once are safe
     (a lock file per dataset).
     """
+    spec = parse_csbm_spec(name)
+    if spec is not None:
+        return _load_csbm(name, spec, split_seed, train_per_class, val_per_class)
     canonical = _canonical(name)
     base = data_dir(root)
     if canonical in _OGB:

@@ -44,7 +44,7 @@ from .checks import check_fraction, check_positive_int
 from .history import History, check_node_ids, halo_operator
 from .loader import _segment_arange
 from .memory import measure_step
-from .models import GCNConv, SAGEConv, as_adjacency, feature_dropout, linear
+from .models import MLP, GCNConv, SAGEConv, as_adjacency, feature_dropout, linear
 from .partition import ClusterData, ClusterLoader
 from .sparse import build_adjacency, cached_adjacency, propagate, take_rows
 from .train import full_batch_step, graph_input, minibatch_step
@@ -348,11 +348,13 @@ def accuracy_runs(data: Data, conv: str = "gcn", num_layers: int = 2, hidden_cha
                   **model_kwargs) -> pd.DataFrame:
     """Validation-selected test accuracy of full-batch, GAS and Cluster-GCN training of the
     same model on ``data``, one row per (method, seed). GAS and Cluster-GCN share one
-    METIS partition into ``num_parts`` clusters, ``parts_per_batch`` clusters per batch."""
+    METIS partition into ``num_parts`` clusters, ``parts_per_batch`` clusters per batch.
+    ``"MLP"`` in ``methods`` adds the graph-free floor (same width, depth, dropout and budget;
+    :func:`msgnn_lite.results.sanity_floor`)."""
     from .train import fit
     from .utils import seed_everything
 
-    known = ("full batch", "GAS", "Cluster-GCN")
+    known = ("full batch", "GAS", "Cluster-GCN", "MLP")
     for m in methods:
         if m not in known:
             raise ValueError(f"methods must be drawn from {known}, got {m!r}")
@@ -360,14 +362,17 @@ def accuracy_runs(data: Data, conv: str = "gcn", num_layers: int = 2, hidden_cha
     # The clusters, GAS's loader and histories stay with the caller's (host) graph: only batches go to
     # the device. fit evaluates on this one device copy of the graph.
     on_device = to_device(data, dev)
-    cd = ClusterData(data, num_parts) if set(methods) - {"full batch"} else None
+    cd = ClusterData(data, num_parts) if set(methods) & {"GAS", "Cluster-GCN"} else None
     num_classes = int(data.y.max()) + 1
     rows = []
     for seed in seeds:
         for method in methods:
             seed_everything(seed)
-            model = GASGNN(data.num_nodes, data.num_features, hidden_channels, num_classes, num_layers,
-                           conv=conv, dropout=dropout, **model_kwargs)
+            if method == "MLP":
+                model = MLP(data.num_features, hidden_channels, num_classes, num_layers, dropout=dropout)
+            else:
+                model = GASGNN(data.num_nodes, data.num_features, hidden_channels, num_classes, num_layers,
+                               conv=conv, dropout=dropout, **model_kwargs)
             gen = torch.Generator(device=cd.partptr.device).manual_seed(seed) if cd is not None else None
             if method == "GAS":
                 kw = {"train_step": gas_train_step(GASLoader(cd, parts_per_batch, True, model.normalization, gen))}

@@ -486,7 +486,7 @@ class IBMBNodeLoader(_IBMBLoader):
         Push-PPR backend, ``"auto"``/``"numba"``/``"numpy"`` (see :func:`~msgnn_lite.ppr.push_ppr`).
     cache, save_dir:
         Store the node sets on disk (default folder ``$MSGNN_CACHE/ibmb``) and reuse them.
-    return_edge_index_type, **kwargs:
+    return_edge_index_type, ``**kwargs``:
         PyG's; only ``"edge_index"``, ``batch_size=1`` and ``shuffle=False`` (the order is
         ``batch_order``'s) are supported; DataLoader worker options are ignored.
     generator:

@@ -283,8 +283,7 @@ class NeighborLoader:
         A callable applied to each batch (PyG's ``transform``).
     is_sorted, filter_per_worker:
         Accepted and ignored (the CSR is built once; there are no workers).
-    input_time, subgraph_type, disjoint, temporal_strategy, time_attr, weight_attr,
-    transform_sampler_output, neighbor_sampler, directed:
+    input_time, subgraph_type, disjoint, temporal_strategy, time_attr, weight_attr, transform_sampler_output, neighbor_sampler, directed:
         PyG features without an equivalent here: only their defaults are accepted.
     batch_size, shuffle, drop_last:
         Seed nodes per batch; shuffle the seeds each epoch; drop the last incomplete batch
@@ -294,7 +293,7 @@ class NeighborLoader:
         than the data's (e.g. a seeded CPU generator for CUDA data) seeds a generator on the
         data's device (:func:`msgnn_lite.utils.device_generator`). Default: the global RNG
         (seeded by ``seed_everything``).
-    **kwargs:
+    ``**kwargs``:
         DataLoader worker options (``num_workers``, ``pin_memory``, ...), ignored.
     """
 

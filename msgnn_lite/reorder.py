@@ -142,7 +142,7 @@ def restore(out: Tensor, perm: Tensor) -> Tensor:
 
 
 def edge_span(edge_index: Tensor, num_nodes: int, window: int = 4096) -> dict:
-    """How local the id order is: ``median`` |source id - destination id| of the edges and
+    """How local the id order is: ``median |source id - destination id|`` of the edges and
     ``within_window``, the fraction of edges whose ends lie at most ``window`` ids apart
     (rows a cache can hold at once). Random ids give a median near ``0.29 * num_nodes``."""
     num_nodes = check_positive_int(num_nodes, "num_nodes")

@@ -70,18 +70,31 @@ def interval95(values) -> tuple[float, float, float]:
 
 
 def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | None = None, margin: float = 2.0,
-                 name: str = "baseline") -> str:
+                 name: str = "baseline", *, values=None, mlp_values=None) -> str:
     """``""`` when a baseline (test accuracy in percent, a mean over seeds) beats chance
     (``100 / num_classes``) and a graph-free MLP trained under the same budget by ``margin``
-    points; otherwise the reason, with the numbers, to pass as ``Claim.baseline_failed``."""
-    floors = []
-    if num_classes:
-        floors.append((100.0 / num_classes, "chance"))
-    if mlp is not None and not _missing(mlp):
-        floors.append((float(mlp), "a graph-free MLP"))
-    for value, what in floors:
-        if not baseline >= value + margin:
-            return f"{name} {baseline:.1f}% is not {margin:g} points above {what} ({value:.1f}%)"
+    points; otherwise the reason, with the numbers, to pass as ``Claim.baseline_failed``.
+
+    With the baseline's per-seed ``values`` (two or more), it must beat them beyond its seed
+    noise: the low end of its 95% interval must clear chance + ``margin``, and, with the MLP's
+    per-seed ``mlp_values`` on the same seeds, the low end of the interval of the per-seed
+    differences must clear ``margin`` (else the low end of the baseline's interval must clear
+    ``mlp + margin``). A model at chance on a graph with nothing to learn can score a point or
+    two above it on one test set; this keeps such a run from passing as a baseline."""
+    vals = [float(v) for v in values] if values is not None else []
+    low = interval95(vals)[1] if len(vals) >= 2 else baseline
+    shown = f"{name} {baseline:.1f}%" + (f" (95% CI low {low:.1f}%, {len(vals)} seeds)" if len(vals) >= 2 else "")
+    if num_classes and not low >= 100.0 / num_classes + margin:
+        return f"{shown} is not {margin:g} points above chance ({100.0 / num_classes:.1f}%)"
+    mvals = [float(v) for v in mlp_values] if mlp_values is not None else []
+    if len(vals) >= 2 and len(mvals) == len(vals):
+        diff_mean, diff_low, _ = interval95([a - b for a, b in zip(vals, mvals)])
+        if not diff_low >= margin:
+            return (f"{name} minus a graph-free MLP is {diff_mean:+.1f} points (95% CI low {diff_low:+.1f}, "
+                    f"{len(vals)} seeds), not {margin:g} points above it")
+        return ""
+    if mlp is not None and not _missing(mlp) and not low >= float(mlp) + margin:
+        return f"{shown} is not {margin:g} points above a graph-free MLP ({float(mlp):.1f}%)"
     return ""
 
 

@@ -255,7 +255,7 @@ def _identity(t: Tensor) -> Tensor:
 
 
 class ReversibleStack(torch.autograd.Function):
-    """``y = blocks[L-1](... blocks[0](x))`` keeping only ``y`` for backward.
+    """``y = blocks[L-1](...(blocks[0](x)))`` keeping only ``y`` for backward.
 
     ``params`` are the distinct parameters of the blocks (tied blocks share them);
     their gradients are accumulated over every block that uses them.

@@ -37,7 +37,7 @@ from torch_geometric.data import Data
 from .checks import check_positive_int
 from .history import History, block_operator, check_node_ids, halo_operator
 from .loader import CSRGraph, sample_neighbors
-from .models import GCN, linear
+from .models import GCN, MLP, linear
 from .sparse import SparseAdjacency, build_adjacency, propagate, take_rows
 from .utils import device_generator, to_device
 
@@ -162,14 +162,14 @@ def _check_gcn(model: nn.Module) -> None:
 
 
 def make_histories(model: GCN, num_nodes: int, device="cpu", dtype: torch.dtype = torch.float32) -> list[History]:
-    """One :class:`History` per hidden activation ``H_1 .. H_{L-1}`` of ``model``."""
+    """One :class:`History` per hidden activation ``H_1`` to ``H_{L-1}`` of ``model``."""
     _check_gcn(model)
     return [History(num_nodes, conv.out_channels, device, dtype) for conv in list(model.convs)[:-1]]
 
 
 @torch.no_grad()
 def fill_histories(model: GCN, x: Tensor, adj: SparseAdjacency, histories: list[History]) -> None:
-    """Push the exact full-graph activations ``H_1 .. H_{L-1}`` of the current weights."""
+    """Push the exact full-graph activations ``H_1`` to ``H_{L-1}`` of the current weights."""
     _check_gcn(model)
     h = x
     for conv, hist in zip(model.convs, histories):
@@ -320,10 +320,13 @@ def gradient_study(data: Data, fanouts=(2, 5, 10), hidden_channels: int = 16, nu
 
 def accuracy_runs(data: Data, fanout: int = 2, hidden_channels: int = 16, num_layers: int = 2,
                   batch_size: int = 35, seeds=(0, 1, 2), epochs: int = 100, lr: float = 0.01,
-                  weight_decay: float = 5e-4, device="auto", progress: bool | None = None) -> pd.DataFrame:
+                  weight_decay: float = 5e-4, device="auto", progress: bool | None = None,
+                  mlp: bool = False) -> pd.DataFrame:
     """Validation-selected test accuracy of a dropout-free GCN trained full batch, with plain
     neighbor sampling (``fanout`` per node and layer) and with VR-GCN's control variate (same
-    fanout; histories start from one exact pass). One row per (method, seed)."""
+    fanout; histories start from one exact pass). One row per (method, seed). ``mlp=True``
+    adds a graph-free ``"MLP"`` of the same width and budget, the floor a baseline must clear
+    (:func:`msgnn_lite.results.sanity_floor`)."""
     from .train import fit
     from .utils import resolve_device, seed_everything
 
@@ -332,11 +335,14 @@ def accuracy_runs(data: Data, fanout: int = 2, hidden_channels: int = 16, num_la
     adj = build_adjacency(data.edge_index, data.num_nodes, "gcn", device=dev)
     rows = []
     for seed in seeds:
-        for method in ("full batch", f"NS fanout {fanout}", f"VR-GCN (CV) fanout {fanout}"):
+        for method in ("full batch", f"NS fanout {fanout}", f"VR-GCN (CV) fanout {fanout}") + (("MLP",) if mlp else ()):
             seed_everything(seed)
-            model = GCN(data.num_features, hidden_channels, int(data.y.max()) + 1, num_layers, dropout=0.0)
+            if method == "MLP":
+                model = MLP(data.num_features, hidden_channels, int(data.y.max()) + 1, num_layers, dropout=0.0)
+            else:
+                model = GCN(data.num_features, hidden_channels, int(data.y.max()) + 1, num_layers, dropout=0.0)
             kw = {}
-            if method != "full batch":
+            if method not in ("full batch", "MLP"):
                 gen = torch.Generator(device=dev).manual_seed(seed)
                 cv = method.startswith("VR")
                 hist = make_histories(model, data.num_nodes, dev) if cv else None

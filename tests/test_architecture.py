@@ -7,7 +7,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "msgnn_lite"
 LAYERS = {
-    0: {"utils", "checks", "memory", "sparse", "data", "results", "plotting", "cli"},
+    0: {"utils", "checks", "memory", "sparse", "data", "results", "plotting", "cli", "settings"},
     1: {"models", "train", "loader", "partition", "history", "reorder", "coarsening", "ppr"},
     2: {"saint", "gas", "vrgcn", "ibmb", "multiscale", "revgnn", "deq", "precompute", "distill", "quant",
         "distributed"},

@@ -327,3 +327,14 @@ def test_bench_writes_and_shows_both_budgets(tmp_path, monkeypatch, capsys):
     assert "**recipe budget**" in text and "**common budget**" in text and "| Cluster-GCN |" in text
     with pytest.raises(ValueError, match="lrs must be a list"):
         compare_all(make_csbm(60, 4, 2, 4, 0.8, seed=0), ["SGC"], lrs="0.01")
+
+
+def test_the_floor_sees_seed_noise():
+    # a model at chance on a graph with nothing to learn: 27.3% on average over 3 seeds with 4 classes is
+    # above 25 + 2 as a mean, not beyond its seed noise
+    assert "chance" in sanity_floor(27.3, 25.1, 4, values=[27.9, 27.0, 27.0])
+    # paired with the MLP on the same seeds: the differences' interval decides
+    assert "graph-free MLP" in sanity_floor(60.0, 57.0, 7, values=[60.5, 58.0, 61.5], mlp_values=[57.0, 57.5, 56.5])
+    assert sanity_floor(75.0, 65.0, 10, values=[75.2, 77.6, 71.5], mlp_values=[67.2, 65.8, 63.1]) == ""
+    # one seed: the point estimate, as before
+    assert sanity_floor(80.0, 65.0, 10, values=[80.0]) == ""

@@ -8,6 +8,7 @@
 2. model size from packed tensors (FP32, INT8, INT4);
 3. CPU inference time: FP32 forward vs the INT8 model run with int8 matrix products
    (``torch._int_mm``), and the first layer's dense product alone.
+
 Needs the data directory (``MSGNN_DATA``) for the real datasets.
 """
 from __future__ import annotations
