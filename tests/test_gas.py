@@ -187,3 +187,22 @@ def test_bad_arguments(graph):
         GASLoader(cd, 5)
     with pytest.raises(TypeError, match="cluster_data must be a ClusterData"):
         GASLoader(graph, 1)
+
+
+def test_the_mlp_floor_is_graph_free_and_trains_under_the_same_budget():
+    from torch_geometric.data import Data
+
+    from msgnn_lite import gas
+    from msgnn_lite.data import load_dataset
+
+    data = load_dataset("csbm:nodes=600,classes=3,features=10,seed=5")
+    no_edges = Data(**{k: v for k, v in data.items() if k != "edge_index"}, edge_index=torch.zeros(2, 0, dtype=torch.long))
+    kw = dict(seeds=[0, 1], epochs=15, methods=("full batch", "MLP"), progress=False)
+    with_graph = gas.accuracy_runs(data, **kw).set_index(["method", "seed"])
+    without = gas.accuracy_runs(no_edges, **kw).set_index(["method", "seed"])
+    # the MLP does not see the edges: removing them changes nothing; the GCN does see them
+    assert with_graph.loc["MLP", "test_acc"].tolist() == without.loc["MLP", "test_acc"].tolist()
+    assert with_graph.loc["full batch", "test_acc"].tolist() != without.loc["full batch", "test_acc"].tolist()
+    assert set(with_graph.index.get_level_values("method")) == {"full batch", "MLP"}
+    with pytest.raises(ValueError, match="methods"):
+        gas.accuracy_runs(data, methods=("GraphSAGE",), seeds=[0], epochs=1)

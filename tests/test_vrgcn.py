@@ -145,3 +145,13 @@ def test_bad_arguments(cpu_graph):
         vr_forward(SAGE(8, 16, 3), graph.x, batch, None, "ns")
     with pytest.raises(ValueError, match="seeds must hold distinct"):
         VRGCNSampler(adj, 2, 2).sample(torch.tensor([1, 1]))
+
+
+def test_the_mlp_floor_rides_along_with_the_same_budget():
+    from msgnn_lite import vrgcn
+    from msgnn_lite.data import load_dataset
+
+    data = load_dataset("csbm:nodes=400,classes=3,features=8,seed=6")
+    runs = vrgcn.accuracy_runs(data, seeds=[0], epochs=4, batch_size=20, mlp=True, progress=False)
+    assert list(runs.method) == ["full batch", "NS fanout 2", "VR-GCN (CV) fanout 2", "MLP"]
+    assert list(vrgcn.accuracy_runs(data, seeds=[0], epochs=2, batch_size=20, progress=False).method)[-1] != "MLP"
