@@ -10,13 +10,21 @@ from .utils import resolve_device
 
 __all__ = ["PROFILES", "setup", "by_profile", "environment_report"]
 
-PROFILES = ("default", "full")
+PROFILES = ("default", "full", "smoke")
+"""``default``: minutes on a CPU, the stored outputs; ``full``: the papers' sizes (a GPU);
+``smoke``: every code path at toy sizes, for the tests (``tests/test_any_graph.py``); its
+numbers mean nothing."""
+
+_SAME_AS_DEFAULT = object()
 
 
-def by_profile(profile: str, default, full):
-    """Pick the value for ``profile``: the small CPU-friendly one or the paper-sized one."""
+def by_profile(profile: str, default, full, smoke=_SAME_AS_DEFAULT):
+    """Pick the value for ``profile``: the small CPU-friendly one, the paper-sized one, or, for
+    the ``smoke`` profile, ``smoke`` (the default value where none is given)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if profile == "smoke":
+        return default if smoke is _SAME_AS_DEFAULT else smoke
     return default if profile == "default" else full
 
 

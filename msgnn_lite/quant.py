@@ -648,14 +648,16 @@ def qat_configs(p_min: float = 0.0, p_max: float = 0.1, percentile: float = 99.9
 
 def train_qat_grid(data, configs: dict, seeds, arch: str = "GCN", hidden: int = 64, epochs: int = 200,
                    lr: float = 0.01, weight_decay: float = 5e-4, momentum: float = 0.01, device="auto",
-                   keep: set | None = None):
+                   keep: set | None = None, mlp: bool = False):
     """Train every configuration with every seed (same initial weights per seed across
     configurations); returns ``(runs, models)``: a DataFrame with one row per run
     (validation-selected ``test_acc`` in %) and the trained models whose ``(config, seed)``
-    is in ``keep`` (on ``device``). A copy of ``data`` is moved to ``device`` once for all runs."""
+    is in ``keep`` (on ``device``). A copy of ``data`` is moved to ``device`` once for all runs.
+    ``mlp=True`` adds, per seed, a graph-free FP32 MLP of the same width under the same budget
+    (model ``"MLP (no graph)"``): the floor a quantized GNN's comparison is judged above."""
     import pandas as pd
 
-    from .models import GCN, SAGE
+    from .models import GCN, MLP, SAGE
     from .train import fit
     from .utils import resolve_device, seed_everything
 
@@ -666,11 +668,13 @@ def train_qat_grid(data, configs: dict, seeds, arch: str = "GCN", hidden: int = 
     fp_cls, q_cls = (GCN, QGCN) if arch == "GCN" else (SAGE, QSAGE)
     classes = int(getattr(data, "num_classes", int(data.y.max()) + 1))
     rows, models = [], {}
-    for label, cfg in configs.items():
+    runs = list(configs.items()) + ([("MLP (no graph)", "mlp")] if mlp else [])
+    for label, cfg in runs:
         for s in seeds:
             seed_everything(int(s))
-            model = fp_cls(data.num_features, hidden, classes) if cfg is None else \
-                q_cls(data.num_features, hidden, classes, momentum=momentum, **cfg)
+            model = (MLP(data.num_features, hidden, classes) if cfg == "mlp" else
+                     fp_cls(data.num_features, hidden, classes) if cfg is None else
+                     q_cls(data.num_features, hidden, classes, momentum=momentum, **cfg))
             res = fit(model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, measure_memory=False,
                       device=device, seed=int(s), desc=f"{arch} {label}")
             rows.append({"dataset": getattr(data, "name", "graph"), "arch": arch, "model": label, "seed": int(s),

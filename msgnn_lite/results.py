@@ -70,7 +70,7 @@ def interval95(values) -> tuple[float, float, float]:
 
 
 def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | None = None, margin: float = 2.0,
-                 name: str = "baseline", *, values=None, mlp_values=None) -> str:
+                 name: str = "baseline", *, values=None, mlp_values=None, num_test: int | None = None) -> str:
     """``""`` when a baseline (test accuracy in percent, a mean over seeds) beats chance
     (``100 / num_classes``) and a graph-free MLP trained under the same budget by ``margin``
     points; otherwise the reason, with the numbers, to pass as ``Claim.baseline_failed``.
@@ -80,10 +80,28 @@ def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | N
     per-seed ``mlp_values`` on the same seeds, the low end of the interval of the per-seed
     differences must clear ``margin`` (else the low end of the baseline's interval must clear
     ``mlp + margin``). A model at chance on a graph with nothing to learn can score a point or
-    two above it on one test set; this keeps such a run from passing as a baseline."""
+    two above it on one test set; this keeps such a run from passing as a baseline.
+
+    With a single run, ``num_test`` (the number of test nodes) gives the test set's own noise
+    instead: the binomial standard error ``sqrt(p (1 - p) / num_test)`` of each accuracy, and
+    the low ends of the 95% intervals of the baseline and of its difference to the MLP must
+    clear the same bars. (Without either, the means are compared as they are.)"""
     vals = [float(v) for v in values] if values is not None else []
-    low = interval95(vals)[1] if len(vals) >= 2 else baseline
-    shown = f"{name} {baseline:.1f}%" + (f" (95% CI low {low:.1f}%, {len(vals)} seeds)" if len(vals) >= 2 else "")
+    if num_test is not None and (not isinstance(num_test, int) or num_test < 1):
+        raise ValueError(f"num_test must be a positive number of test nodes, got {num_test!r}")
+
+    def test_se(acc: float) -> float:  # binomial standard error of an accuracy in percent, in points
+        p = min(max(float(acc) / 100.0, 0.0), 1.0)
+        return 100.0 * math.sqrt(p * (1.0 - p) / num_test)
+
+    if len(vals) >= 2:
+        low = interval95(vals)[1]
+        shown = f"{name} {baseline:.1f}% (95% CI low {low:.1f}%, {len(vals)} seeds)"
+    elif num_test:
+        low = float(baseline) - 1.96 * test_se(baseline)
+        shown = f"{name} {baseline:.1f}% (95% low {low:.1f}% from the noise of {num_test} test nodes, one run)"
+    else:
+        low, shown = float(baseline), f"{name} {baseline:.1f}%"
     if num_classes and not low >= 100.0 / num_classes + margin:
         return f"{shown} is not {margin:g} points above chance ({100.0 / num_classes:.1f}%)"
     mvals = [float(v) for v in mlp_values] if mlp_values is not None else []
@@ -93,8 +111,15 @@ def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | N
             return (f"{name} minus a graph-free MLP is {diff_mean:+.1f} points (95% CI low {diff_low:+.1f}, "
                     f"{len(vals)} seeds), not {margin:g} points above it")
         return ""
-    if mlp is not None and not _missing(mlp) and not low >= float(mlp) + margin:
-        return f"{shown} is not {margin:g} points above a graph-free MLP ({float(mlp):.1f}%)"
+    if mlp is not None and not _missing(mlp):
+        if len(vals) < 2 and num_test:
+            diff = float(baseline) - float(mlp)
+            diff_low = diff - 1.96 * math.sqrt(test_se(baseline) ** 2 + test_se(mlp) ** 2)
+            if not diff_low >= margin:
+                return (f"{name} minus a graph-free MLP is {diff:+.1f} points (95% low {diff_low:+.1f} from the noise "
+                        f"of {num_test} test nodes, one run), not {margin:g} points above it")
+        elif not low >= float(mlp) + margin:
+            return f"{shown} is not {margin:g} points above a graph-free MLP ({float(mlp):.1f}%)"
     return ""
 
 

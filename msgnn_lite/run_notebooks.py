@@ -1,6 +1,6 @@
 """The main job: execute every notebook in order with papermill and gather the results.
 
-    python -m msgnn_lite.run_notebooks [--profile default|full] [--only 01 03] [--output runs/] [--device cuda]
+    python -m msgnn_lite.run_notebooks [--profile default|full|smoke] [--only 01 03] [--output runs/] [--device cuda]
     python -m msgnn_lite.run_notebooks --store          # refresh the stored outputs in notebooks/
 
 Each notebook runs with ``profile`` (and ``device``, when ``--device`` is given) injected as
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import cli
 from .cli import positive_int
+from .notebook import PROFILES
 from .report import render_report, render_summary
 from .results import load_results
 from .utils import atomic_path, atomic_write, repo_root, resolve_device
@@ -140,7 +141,8 @@ def _execute(notebooks: list[Path], out_dir: Path, nb_dir: Path, profile: str, s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msgnn_lite.run_notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=("default", "full"), default="default")
+    parser.add_argument("--profile", choices=PROFILES, default="default",
+                        help="smoke: every code path at toy sizes (tests only; its numbers mean nothing)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers to run, e.g. --only 00 01")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: runs/)")
     parser.add_argument("--store", action="store_true",

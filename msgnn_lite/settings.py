@@ -19,9 +19,15 @@ notebook's Cora setting means, and scale it with the graph**.
   *size*: about 150 nodes for Cluster-GCN).
 * ``parts_per_batch``: scaled with ``num_parts``, so that an epoch keeps its number of
   optimizer steps.
+* sampler sizes (:meth:`GraphSettings.scale`): a GraphSAINT subgraph's nodes, edges or walk
+  roots, scaled like the parts, so that a subgraph keeps its share of the graph.
 * ``hidden``: the notebook's width, and at least twice the number of classes.
 * ``lr``: 0.01 (Adam), the value of every paper of the course for its shallow models; a
-  notebook that trains a deep model keeps that paper's own rate.
+  notebook that trains a deep model keeps that paper's own rate. (Notebook 12 selects the rate
+  on validation from a grid, the same grid for every method.)
+* depth: the notebook's, not scaled. A layer adds a hop of receptive field whatever the graph's
+  size, and the course's depths are the papers' own (2 layers for the shallow models; the deep
+  ones are what notebooks 05 and 08 study).
 
 :func:`for_graph` applies the rule; :meth:`GraphSettings.describe` says, in one line, what it
 chose and why, for the notebook to print.
@@ -61,6 +67,13 @@ class GraphSettings:
         return (f"{self.graph} ({self.num_nodes:,} nodes, {self.num_classes} classes): {self.epochs} epochs at most "
                 f"({budgets} Cora budget{'s' if budgets > 1 else ''}, patience {self.patience}), lr {self.lr:g}, "
                 f"hidden {self.hidden}, {self.num_parts} parts, {self.parts_per_batch} per batch")
+
+    def scale(self, size_on_cora: int) -> int:
+        """A count chosen on Cora (a sampler's nodes, edges or roots per subgraph) scaled with
+        the number of nodes, so that a subgraph keeps its share of the graph and an epoch its
+        number of steps; at least 1, at most the number of nodes."""
+        size_on_cora = check_positive_int(size_on_cora, "size_on_cora")
+        return max(1, min(self.num_nodes, round(size_on_cora * self.num_nodes / REFERENCE_NODES)))
 
     @property
     def epochs_budgets(self) -> int:

@@ -338,3 +338,18 @@ def test_the_floor_sees_seed_noise():
     assert sanity_floor(75.0, 65.0, 10, values=[75.2, 77.6, 71.5], mlp_values=[67.2, 65.8, 63.1]) == ""
     # one seed: the point estimate, as before
     assert sanity_floor(80.0, 65.0, 10, values=[80.0]) == ""
+
+
+def test_a_single_run_floor_sees_the_test_sets_noise():
+    # one run on 300 test nodes: 31% with 4 classes is 6 points above chance as a number, but the binomial
+    # standard error of an accuracy near 30% on 300 nodes is 2.7 points: not beyond the test set's noise
+    assert "chance" in sanity_floor(31.0, None, 4, num_test=300)
+    assert sanity_floor(31.0, None, 4) == ""                       # without num_test: the bare number passes
+    assert sanity_floor(45.0, None, 4, num_test=300) == ""         # 20 points above chance is beyond it
+    # against the MLP: the difference's interval combines both runs' test noise
+    assert "graph-free MLP" in sanity_floor(36.0, 31.0, 4, num_test=300)
+    assert sanity_floor(50.0, 31.0, 4, num_test=300) == ""
+    # on 10,000 test nodes the same 5-point lead over the MLP is beyond the noise
+    assert sanity_floor(36.0, 31.0, 4, num_test=10_000) == ""
+    with pytest.raises(ValueError, match="num_test"):
+        sanity_floor(50.0, num_test=0)

@@ -167,3 +167,26 @@ def test_topic_ppr_runs_and_returns_on_the_graphs_device(graph, devices):
     assert [set(t.tolist()) for t in tops] == [set(torch.topk(scores[:, j], 5).indices.tolist()) for j in range(2)]
     cpu_tops = topic_ppr(graph.edge_index.to(devices), n, topics, topk=5, device="cpu")  # an explicit device wins
     assert all(t.device.type == "cpu" for t in cpu_tops)
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_exact_ppr_for_chosen_sources_equals_the_dense_rows(graph, directed_graph, directed):
+    ei, n = (directed_graph if directed else (graph.edge_index, graph.num_nodes))
+    dense = exact_ppr(ei, n, alpha=0.2)
+    sources = torch.tensor([0, n // 2, n - 1, 0])
+    rows = exact_ppr(ei, n, alpha=0.2, sources=sources)
+    assert rows.shape == (4, n) and rows.dtype == torch.float64
+    assert torch.allclose(rows, dense[sources], atol=1e-10)
+
+
+def test_exact_ppr_for_sources_scales_past_the_dense_limit_and_checks_its_sources():
+    from msgnn_lite.data import make_csbm
+
+    g = make_csbm(20_000, 6, 3, 4, 0.8, seed=0)
+    rows = exact_ppr(g.edge_index, g.num_nodes, alpha=0.25, sources=torch.tensor([5, 17]))
+    assert torch.allclose(rows.sum(1), torch.ones(2, dtype=torch.float64))   # no dangling nodes: mass 1
+    assert (rows[:, [5, 17]].diagonal() >= 0.25).all()                     # at least alpha stays at the source
+    with pytest.raises(ValueError, match="sources"):
+        exact_ppr(g.edge_index, g.num_nodes, sources=torch.tensor([g.num_nodes]))
+    with pytest.raises(ValueError, match="pass sources="):
+        exact_ppr(g.edge_index, g.num_nodes)

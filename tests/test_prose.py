@@ -78,15 +78,25 @@ def _source(cell) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
-def _numeric(node, names: dict[str, float]) -> float | None:
+def _numbers(node, names: dict[str, set[float]]) -> set[float]:
+    """The numbers a ``paper`` argument can take: a literal, a name assigned a literal or a dict
+    of literals (``figures[d]``, ``figures.get(d)``), or either branch of ``a if cond else b``."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return float(node.value)
+        return {float(node.value)}
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        v = _numeric(node.operand, names)
-        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+        return {-v if isinstance(node.op, ast.USub) else v for v in _numbers(node.operand, names)}
     if isinstance(node, ast.Name):
-        return names.get(node.id)
-    return None
+        return names.get(node.id, set())
+    if isinstance(node, ast.IfExp):
+        return _numbers(node.body, names) | _numbers(node.orelse, names)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        return names.get(node.value.id, set())
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+            and isinstance(node.func.value, ast.Name)):
+        return names.get(node.func.value.id, set())
+    if isinstance(node, ast.Dict):
+        return set().union(*(_numbers(v, {}) for v in node.values)) if node.values else set()
+    return set()
 
 
 def paper_figures(nb: dict) -> set[float]:
@@ -99,12 +109,13 @@ def paper_figures(nb: dict) -> set[float]:
             trees.append(ast.parse(_source(cell)))
         except SyntaxError:  # %magic, !shell
             continue
-    names: dict[str, float] = {}
+    names: dict[str, set[float]] = {}
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                v = _numeric(node.value, {})
-                if v is not None:
+                value = node.value.body if isinstance(node.value, ast.IfExp) else node.value   # x = {...} if c else {}
+                v = _numbers(value, {})
+                if v:
                     names[node.targets[0].id] = v
     figures = set()
     for tree in trees:
@@ -119,9 +130,7 @@ def paper_figures(nb: dict) -> set[float]:
             if len(node.args) >= 2:
                 args.append(node.args[1])
             for a in args:
-                v = _numeric(a, names)
-                if v is not None:
-                    figures.add(abs(v))
+                figures |= {abs(v) for v in _numbers(a, names)}
     return figures
 
 
@@ -196,3 +205,9 @@ def test_detector():
     texts = [b.split("'")[1] for b in bad]
     assert texts == ["3.8x", "1,450 ms", "5-10%", "1.03 points"], bad
     assert paper_figures(nb) == {4.7, 2.5}
+    # a figure per graph (a dict of literals, looked up) and a figure only on the paper's graph (a conditional)
+    per_graph = {"cells": [{"cell_type": "code", "source":
+                            "paper = {'Cora': 81.5, 'CiteSeer': 70.3}\nFIG = {'a': 79.29} if d == 'Cora' else {}\n"
+                            "Claim('a', paper.get(d), 1)\nClaim('b', paper[d], 1)\nClaim('c', FIG.get('a'), 1)\n"
+                            "Claim('d', 146.0 if on_cora else None, 1)\n"}]}
+    assert paper_figures(per_graph) == {81.5, 70.3, 79.29, 146.0}

@@ -258,3 +258,20 @@ def test_int8_timings_copy_the_models_to_the_cpu(small_graph, devices):
     assert (df.seconds > 0).all() and df.test_acc.iloc[:5].between(0, 100).all()
     assert fp.training and qm.training
     assert all(p.device.type == devices.type for p in [*fp.parameters(), *qm.parameters()])
+
+
+def test_the_qat_grid_adds_a_graph_free_mlp_under_the_same_budget():
+    from msgnn_lite.data import load_dataset
+    from msgnn_lite.quant import train_qat_grid
+
+    data = load_dataset("csbm:nodes=300,classes=3,features=8,seed=4")
+    cfg = {"FP32": None}
+    runs, _ = train_qat_grid(data, cfg, [0, 1], epochs=3, device="cpu", mlp=True)
+    assert list(runs.model) == ["FP32", "FP32", "MLP (no graph)", "MLP (no graph)"] and list(runs.seed) == [0, 1, 0, 1]
+    # the MLP ignores the graph: the same accuracies with every edge removed
+    empty = data.clone()
+    empty.edge_index = data.edge_index[:, :0]
+    runs_empty, _ = train_qat_grid(empty, cfg, [0, 1], epochs=3, device="cpu", mlp=True)
+    mlp = lambda r: r[r.model == "MLP (no graph)"].test_acc.tolist()
+    assert mlp(runs) == mlp(runs_empty)
+    assert "MLP (no graph)" not in set(train_qat_grid(data, cfg, [0], epochs=1, device="cpu")[0].model)

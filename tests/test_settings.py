@@ -50,3 +50,24 @@ def test_width_covers_the_classes_and_describe_names_the_graph():
 def test_bad_settings_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         for_graph(_graph(100), **kwargs)
+
+
+@pytest.mark.parametrize("n", [300, 2708, 13752, 10**6])
+def test_sampler_sizes_keep_their_share_of_the_graph(n):
+    s = for_graph(_graph(n), 40)
+    for size in (60, 300, 800):
+        got = s.scale(size)
+        assert 1 <= got <= n
+        assert abs(got / n - size / REFERENCE_NODES) <= 0.5 / n + 1e-12 or got == n   # the share on Cora, to rounding
+    assert for_graph(_graph(REFERENCE_NODES), 40).scale(800) == 800
+    with pytest.raises(ValueError, match="size_on_cora"):
+        s.scale(0)
+
+
+def test_the_smoke_profile_takes_its_own_value_or_the_default():
+    from msgnn_lite.notebook import by_profile
+
+    assert by_profile("smoke", 10, 20, smoke=1) == 1 and by_profile("smoke", 10, 20) == 10
+    assert by_profile("default", 10, 20, smoke=1) == 10 and by_profile("full", 10, 20, smoke=1) == 20
+    with pytest.raises(ValueError, match="profile"):
+        by_profile("tiny", 10, 20)

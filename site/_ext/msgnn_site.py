@@ -53,9 +53,10 @@ def parameters(cell_source: str) -> list[tuple[str, str, str]]:
 
 
 COMMON = {  # what the parameters every notebook has set, where its cell does not say
-    "profile": '"default": minutes on a CPU; "full": the papers\' sizes, for a GPU',
+    "profile": '"default": minutes on a CPU; "full": the papers\' sizes, for a GPU; "smoke": toy sizes, for tests',
     "device": '"auto" (a GPU when there is one), "cpu", "cuda", "cuda:1", "mps"',
-    "dataset": "the graph (a name `msgnn_lite.data.load_dataset` knows)",
+    "dataset": "the graph of every section on a real graph (a name `msgnn_lite.data.load_dataset` knows, or "
+               "`csbm:nodes=...`)",
     "seed": "the first random seed",
     "epochs": "training epochs",
 }
