@@ -52,8 +52,10 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .checks import check_fraction, check_positive_int
+from .data import FEATURE_NORMALIZATIONS, normalize_features, sparse_features
+from .diagnostics import dead_unit_fraction, loss_rise, majority_rate, training_status
 from .ibmb import IBMBBatchLoader, IBMBNodeLoader, ibmb_inference
-from .loader import NeighborLoader, layerwise_inference
+from .loader import NeighborLoader, layerwise_inference, sampled_gcn_operator
 from .memory import MB, SavedTensorMeter, optimizer_state_bytes, parameter_bytes
 from .models import GCN, MLP, SAGE
 from .partition import ClusterData, ClusterLoader
@@ -63,7 +65,7 @@ from .utils import resolve_device, seed_everything, sync, to_device
 
 __all__ = ["Budget", "MethodRun", "METHODS", "MINIBATCH_METHODS", "TRAINING_METHODS", "BUDGETS", "RECIPES",
            "make_train_step", "run_method", "compare_all", "compare_training", "compare_inference", "budget_rows",
-           "gap_to_full_batch", "gap_claims",
+           "gap_to_full_batch", "gap_claims", "prepare_graph", "add_training_status", "trained_rows", "flag_counts",
            "summarize", "pareto_front", "time_to_target"]
 
 
@@ -84,6 +86,8 @@ class Budget:
     deep_layers: int = 8
     hops: int = 2
     batches: str = "common"
+    features: str = "auto"
+    grad_norm: float | None = None
 
     def __post_init__(self):
         for name in ("epochs", "hidden", "num_layers", "num_batches", "eval_every", "levels", "deep_layers", "hops"):
@@ -95,6 +99,11 @@ class Budget:
             raise ValueError(f"batches must be one of {BUDGETS}, got {self.batches!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.features != "auto" and self.features not in FEATURE_NORMALIZATIONS:
+            raise ValueError(f"features must be 'auto' or one of {FEATURE_NORMALIZATIONS}, got {self.features!r}")
+        if self.grad_norm is not None and not (isinstance(self.grad_norm, (int, float)) and self.grad_norm > 0
+                                               and math.isfinite(self.grad_norm)):
+            raise ValueError(f"grad_norm must be None or a positive number, got {self.grad_norm!r}")
 
 
 @dataclass
@@ -118,6 +127,8 @@ class MethodRun:
     state_bytes: int = 0
     note: str = ""
     extra: dict = field(default_factory=dict)
+    history: pd.DataFrame | None = None
+    selection_curve: pd.DataFrame | None = None
 
 
 def _classes(data: Data) -> int:
@@ -132,7 +143,8 @@ def _curve(res: TrainResult, offset: float = 0.0) -> pd.DataFrame:
 
 def _fit(model, data, b: Budget, seed, dev, epochs=None, **kw) -> TrainResult:
     return fit(model, data, epochs=epochs or b.epochs, lr=kw.pop("lr", b.lr), weight_decay=kw.pop("wd", b.weight_decay),
-               eval_every=b.eval_every, seed=seed, device=dev, measure_memory=False, progress=False, **kw)
+               eval_every=b.eval_every, seed=seed, device=dev, measure_memory=False, progress=False,
+               grad_norm=b.grad_norm, **kw)
 
 
 def _run(res: TrainResult, model, data, preprocess_s=0.0, step=None, infer=None, note="", curve_offset=0.0,
@@ -140,7 +152,8 @@ def _run(res: TrainResult, model, data, preprocess_s=0.0, step=None, infer=None,
     def forward_all():  # a fresh edge list: the operator is rebuilt inside the timed call
         return model(data.x, data.edge_index.clone())
     return MethodRun(res.test_acc, res.best_val_acc, _curve(res, curve_offset), res.train_time_s / res.epochs_run,
-                     preprocess_s, model, infer or forward_all, step or full_batch_step, data, state_bytes, note)
+                     preprocess_s, model, infer or forward_all, step or full_batch_step, data, state_bytes, note,
+                     history=res.history)
 
 
 def _gcn(data: Data, b: Budget, dropout: float | None = None, model: str | None = None) -> nn.Module:
@@ -168,7 +181,8 @@ BUDGETS = ("common", "recipe")
 ``"recipe"``: each method builds its batches as its paper does (:data:`RECIPES`)."""
 
 RECIPES = {
-    "NeighborLoader": "GraphSAGE (Hamilton et al. 2017): batches of 512 seed nodes, fanouts [25, 10]",
+    "NeighborLoader": "GraphSAGE (Hamilton et al. 2017): batches of 512 seed nodes, fanouts [25, 10]; a GCN "
+                      "aggregates with the full graph's degrees (msgnn_lite.loader.sampled_gcn_operator)",
     "Cluster-GCN": "Cluster-GCN (Chiang et al. 2019), Reddit setting: METIS clusters of about 150 nodes, "
                    "20 clusters per batch (at most a quarter of them, so an epoch has at least 4 steps)",
     "GraphSAINT-RW": "GraphSAINT (Zeng et al. 2020): random walks of length 2 from N/30 roots (Flickr's 3,000 "
@@ -187,7 +201,7 @@ RECIPES = {
 
 def make_train_step(method: str, data: Data, num_batches: int, *, fanouts=(10, 5), num_auxiliary_nodes: int = 16,
                     batch_order: str = "order", seed: int = 0, cache: bool = True,
-                    budget: str = "common") -> _Prepared:
+                    budget: str = "common", model: str = "gcn") -> _Prepared:
     """A ``train_step`` for :func:`~msgnn_lite.train.fit`.
 
     ``budget="common"``: about ``num_batches`` steps per epoch. ``fanouts`` is NeighborLoader's;
@@ -198,7 +212,10 @@ def make_train_step(method: str, data: Data, num_batches: int, *, fanouts=(10, 5
 
     GraphSAINT trains with its own normalisation under both budgets (``edge_norm`` in the
     aggregation, ``node_norm`` in the loss, :func:`~msgnn_lite.saint.normalized_step`), scaled to
-    estimate the mean loss over the labelled training nodes.
+    estimate the mean loss over the labelled training nodes. NeighborLoader with a GCN
+    (``model="gcn"``) aggregates with the full graph's degrees
+    (:func:`~msgnn_lite.loader.sampled_gcn_operator`, an unbiased estimate of the full graph's
+    aggregation); a GraphSAGE-mean model's sampled mean is one already.
     """
     from .saint import normalized_step
 
@@ -217,7 +234,12 @@ def make_train_step(method: str, data: Data, num_batches: int, *, fanouts=(10, 5
     if method == "NeighborLoader":
         fo, bs = ([25, 10], 512) if recipe else (list(fanouts), math.ceil(n_train / num_batches))
         loader = NeighborLoader(data, fo, batch_size=bs, input_nodes=train_nodes, shuffle=True, generator=gen)
-        step, setting = minibatch_step(loader), f"{bs} seeds, fanouts {fo}"
+        if model == "gcn":
+            degree = torch.bincount(data.edge_index[1], minlength=data.num_nodes)
+            step = minibatch_step(loader, adjacency=lambda b: sampled_gcn_operator(b, degree))
+            setting = f"{bs} seeds, fanouts {fo}, GCN normalised with the full graph's degrees"
+        else:
+            step, setting = minibatch_step(loader), f"{bs} seeds, fanouts {fo}"
     elif method == "Cluster-GCN":
         if recipe:
             parts = min(max(4, round(data.num_nodes / 150)), data.num_nodes)
@@ -267,9 +289,10 @@ def compare_training(data: Data, make_model: Callable[[], nn.Module], methods=TR
     the trained model (best validation epoch's weights).
     """
     rows, curves, models = [], {}, {}
+    kind = "gcn" if getattr(make_model(), "normalization", None) == "gcn" else "other"  # which batch operator
     for method in methods:
         for seed in seeds:
-            prep = make_train_step(method, data, num_batches, seed=seed, **method_kwargs)
+            prep = make_train_step(method, data, num_batches, seed=seed, model=kind, **method_kwargs)
             seed_everything(seed)
             model = make_model()
             kw = {} if prep.train_step is None else {"train_step": prep.train_step}
@@ -354,7 +377,7 @@ def _full_batch(data, b, seed, dev):
 
 def _minibatch(name: str):
     def run(data, b, seed, dev):
-        prep = make_train_step(name, data, b.num_batches, seed=seed, budget=b.batches)
+        prep = make_train_step(name, data, b.num_batches, seed=seed, budget=b.batches, model=b.model)
         seed_everything(seed)
         model = _gcn(data, b)
         res = _fit(model, data, b, seed, dev, train_step=prep.train_step)
@@ -416,7 +439,7 @@ def _multiscale(method: str):
         n = max(1, b.epochs // (b.levels + 1))
         ms = train_multiscale(model, data, levels=b.levels, epochs=n, method=method, lr=b.lr,
                               weight_decay=b.weight_decay, seed=seed, device=dev, eval_every=b.eval_every,
-                              progress=False)
+                              progress=False, grad_norm=b.grad_norm)
         run = _run(ms.result, model, to_device(data, dev),
                    note=f"{b.levels} levels, {n}/{2 * n}/{4 * n}.. epochs, {ms.fine_epochs:.1f} fine-epoch equivalents")
         # seconds per fine-epoch equivalent of work, so the column compares like with like
@@ -457,7 +480,7 @@ def _precomputed(kind: str):
             model, xs, lr = SIGN(d.num_features, b.hidden, c, b.hops, dropout=0.2), hops, b.lr
         batch = math.ceil(int(d.train_mask.sum()) / b.num_batches)
         pc = fit_precomputed(model, xs if kind == "SIGN" else xs[0], d, epochs=b.epochs, batch_size=batch, lr=lr,
-                             eval_every=b.eval_every, device=dev, seed=seed, progress=False)
+                             eval_every=b.eval_every, device=dev, seed=seed, progress=False, grad_norm=b.grad_norm)
 
         def infer():  # cold: the hops are recomputed from the raw graph
             h = features()
@@ -490,6 +513,7 @@ def _correct_and_smooth(data, b, seed, dev):
     val = accuracy(out[d.val_mask], d.y[d.val_mask])
     test = accuracy(out[d.test_mask], d.y[d.test_mask])
     run = _run(res, base, d, infer=infer, note=f"MLP base {100 * res.test_acc:.1f}%, then C&S ({cs_s:.2f} s)")
+    run.selection_curve = run.curve.copy()  # the base's evaluations: did the base finish training?
     # after the base's last evaluation, one more point: the smoothed prediction
     last = run.curve.iloc[[-1]].copy()
     last["train_time_s"] += cs_s
@@ -511,7 +535,7 @@ def _glnn(data, b, seed, dev):
     seed_everything(seed)
     student = MLP(d.num_features, b.hidden, _classes(d), 2, dropout=b.dropout)
     res = train_student(student, d, soft, lam=0.0, epochs=b.epochs, lr=b.lr, weight_decay=b.weight_decay,
-                        eval_every=b.eval_every, seed=seed, device=dev, progress=False)
+                        eval_every=b.eval_every, seed=seed, device=dev, progress=False, grad_norm=b.grad_norm)
     dd = copy.copy(d)
     dd.teacher_logits = soft
     return _run(res, student, dd, pre, distill_step(0.0), infer=lambda: student(d.x),
@@ -569,6 +593,36 @@ def _peak_memory_mb(run: MethodRun, dev: torch.device) -> float:
     return (meter.peak_bytes + parameter_bytes(model) + grads + optimizer_state_bytes(opt) + run.state_bytes) / MB
 
 
+def prepare_graph(data: Data, budget: Budget, device) -> Data:
+    """The graph every method of a comparison trains on: on ``device``, features normalised by
+    ``budget.features`` (:func:`msgnn_lite.data.normalize_features`; ``"auto"`` is the dataset's
+    documented preprocessing) and stored as CSR when they are bag-of-words sparse (density under
+    10%, :func:`msgnn_lite.data.sparse_features`: full batch, every loader's batches and the
+    precomputed hops then use sparse products). A graph prepared once is returned unchanged."""
+    return sparse_features(normalize_features(to_device(data, resolve_device(device)), budget.features))
+
+
+def add_training_status(runs: pd.DataFrame, data: Data, margin: float = 2.0) -> pd.DataFrame:
+    """Add ``status`` and ``cause`` to every row of ``runs`` (:mod:`msgnn_lite.diagnostics`'s rule):
+    a graph method must beat the graph-free MLP's mean validation accuracy (its seeds, same
+    grid); the MLP, or every method when no MLP ran, must clear the validation nodes' majority
+    class by ``margin`` points; and its best evaluation must not be the budget's last."""
+    runs = runs.copy()
+    chance = majority_rate(data, "val")
+    mlp = runs.loc[runs["method"] == "MLP", "val_acc"]
+    statuses, causes, floors = [], [], []
+    for r in runs.itertuples():
+        use_mlp = r.method != "MLP" and len(mlp) > 0
+        floor, m = (float(mlp.mean()), 0.0) if use_mlp else (chance, margin)
+        st, cause = training_status(float(r.val_acc), best_is_last=bool(r.best_is_last), floor=floor, margin=m,
+                                    dead_units=float(r.dead_units), rise=float(r.loss_rise))
+        statuses.append(st)
+        causes.append(cause)
+        floors.append(floor + m)
+    runs["status"], runs["cause"], runs["floor_val_acc"] = statuses, causes, floors
+    return runs
+
+
 def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 0, device="auto") -> tuple[dict, pd.DataFrame]:
     """Train ``name`` (a key of :data:`METHODS`) on ``data``; return ``(row, curve)``.
 
@@ -580,8 +634,9 @@ def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 
     budget = budget or Budget()
     dev = resolve_device(device)
     family, runner = METHODS[name]
+    data = prepare_graph(data, budget, dev)
     seed_everything(seed)
-    run = runner(to_device(data, dev), budget, seed, dev)
+    run = runner(data, budget, seed, dev)
     run.model.eval()
     with torch.no_grad():
         sync(dev)
@@ -589,6 +644,10 @@ def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 
         run.infer()
         sync(dev)
         inference_s = time.perf_counter() - t0
+    sel = run.selection_curve if run.selection_curve is not None else run.curve
+    vals = sel["val_acc"].to_numpy(dtype=float)
+    best = int(vals.argmax()) if len(vals) else -1  # the first evaluation at the maximum
+    hist = run.history if run.history is not None else pd.DataFrame()
     row = {"method": name, "family": family, "seed": seed, "lr": budget.lr,
            "budget": budget.batches if name in MINIBATCH_METHODS else "shared", "test_acc": 100 * run.test_acc,
            "val_acc": 100 * run.val_acc, "epoch_time_s": run.epoch_time_s,
@@ -596,7 +655,16 @@ def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 
            "preprocess_s": run.preprocess_s, "inference_s": inference_s,
            "peak_memory_mb": _peak_memory_mb(run, dev),
            "memory_kind": "cuda_max_allocated" if dev.type == "cuda" else "saved_tensors+params+grads+optimizer",
-           "note": run.note}
+           "note": run.note,
+           # did it train? (msgnn_lite.diagnostics): the signals; compare_all adds the status
+           "best_epoch": int(sel["epoch"].iloc[best]) if best >= 0 else 0,
+           "epochs_run": int(hist["epoch"].max()) if "epoch" in hist and len(hist) else 0,
+           "best_is_last": bool(len(vals) > 1 and best == len(vals) - 1),
+           "dead_units": dead_unit_fraction(run.model, run.infer),
+           "loss_rise": loss_rise(hist["loss"]) if "loss" in hist else float("nan"),
+           "grad_norm_max": float(hist["grad_norm"].max()) if "grad_norm" in hist else float("nan"),
+           "grad_clip": budget.grad_norm if budget.grad_norm is not None else float("nan"),
+           "features": getattr(data, "feature_normalization", "none")}
     curve = run.curve.copy()
     curve["val_acc"] *= 100
     curve["test_acc"] *= 100
@@ -649,6 +717,7 @@ def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds
     if not lrs or not all(x > 0 and math.isfinite(x) for x in lrs):
         raise ValueError(f"lrs must be a non-empty list of positive learning rates, got {lrs}")
     order = ["full batch"] + [m for m in methods if m != "full batch"]
+    data = prepare_graph(data, budget, device)
     reorder_s = 0.0
     if reorder is not None:
         from .reorder import reorder as _reorder
@@ -668,9 +737,10 @@ def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds
     mean_val = grid.groupby(["method", "budget", "lr"], sort=False)["val_acc"].mean()
     best_lr = {key: mean_val.loc[key].idxmax() for key in dict.fromkeys(zip(grid["method"], grid["budget"]))}
     grid["selected"] = [best_lr[(r.method, r.budget)] == r.lr for r in grid.itertuples()]
-    runs = grid[grid["selected"]].drop(columns="selected").reset_index(drop=True)
+    runs = add_training_status(grid[grid["selected"]].drop(columns="selected").reset_index(drop=True), data)
     curves = {(r.method, r.budget, r.seed): all_curves[(r.method, r.budget, r.lr, r.seed)] for r in runs.itertuples()}
-    target = target_fraction * runs.loc[runs["method"] == "full batch", "val_acc"].mean()
+    fb_ok = runs.loc[(runs["method"] == "full batch") & (runs["status"] == "ok"), "val_acc"]
+    target = target_fraction * (fb_ok.mean() if len(fb_ok) else runs.loc[runs["method"] == "full batch", "val_acc"].mean())
     runs["time_to_target_s"] = [time_to_target(curves[(r.method, r.budget, r.seed)], target) for r in runs.itertuples()]
     runs["total_to_target_s"] = runs["time_to_target_s"] + runs["preprocess_s"]
     if "full batch" not in methods:
@@ -693,22 +763,51 @@ def budget_rows(runs: pd.DataFrame, batches: str) -> pd.DataFrame:
     return out
 
 
+def flag_counts(runs: pd.DataFrame) -> pd.Series:
+    """Per method, the flagged runs as text (``"1 did not train, 1 unfinished"``; ``""`` if none)."""
+    if "status" not in runs:
+        return pd.Series("", index=pd.unique(runs["method"]))
+    out = {}
+    for m, g in runs.groupby("method", sort=False):
+        counts = g.loc[g["status"] != "ok", "status"].value_counts()
+        out[m] = ", ".join(f"{n} {st}" for st, n in counts.items())
+    return pd.Series(out)
+
+
+def trained_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that trained (``status == "ok"``, see :func:`add_training_status`); all of them
+    for runs stored before the check existed (no ``status`` column)."""
+    return runs[runs["status"] == "ok"] if "status" in runs else runs
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per method: mean test accuracy with its standard deviation over seeds, and
-    the median of every cost (a method that missed the target in any seed gets NaN).
-    ``runs`` must hold one budget per method: pass :func:`budget_rows` of a two-budget run."""
+    """One row per method: mean test accuracy with its standard deviation over the seeds that
+    trained, and the median of every cost (a method that missed the target in any seed gets NaN).
+    Flagged runs (did not train, unfinished) are never averaged in: ``seeds`` counts the runs
+    used, ``flagged`` says which were left out and why (a method with none left keeps its row,
+    with NaN accuracy). ``runs`` must hold one budget per method: pass :func:`budget_rows` of a
+    two-budget run."""
     if "budget" in runs and (runs.groupby("method")["budget"].nunique() > 1).any():
         raise ValueError("runs holds several budgets for one method; summarize budget_rows(runs, 'common') "
                          "or budget_rows(runs, 'recipe')")
+    everyone = pd.unique(runs["method"])
+    flags = flag_counts(runs)
+    first = runs.groupby("method", sort=False)[["family"] + (["lr"] if "lr" in runs else [])].first()
+    runs = trained_rows(runs)
     g = runs.groupby("method", sort=False)
-    out = pd.DataFrame({"family": g["family"].first(), "lr": g["lr"].first() if "lr" in runs else float("nan"),
-                        "test_acc": g["test_acc"].mean(),
-                        "test_acc_std": g["test_acc"].std(ddof=1), "val_acc": g["val_acc"].mean()})
+    out = pd.DataFrame({"test_acc": g["test_acc"].mean(), "test_acc_std": g["test_acc"].std(ddof=1),
+                        "test_acc_min": g["test_acc"].min(), "test_acc_max": g["test_acc"].max(),
+                        "val_acc": g["val_acc"].mean()})
     for col in ("epoch_time_s", "preprocess_s", "inference_s", "peak_memory_mb"):
         out[col] = g[col].median()
     for col in ("time_to_target_s", "total_to_target_s"):
         out[col] = g[col].apply(lambda s: s.median() if s.notna().all() else float("nan"))
-    out["seeds"] = g.size()
+    out = out.reindex(everyone)
+    out.insert(0, "family", first["family"].reindex(everyone))
+    out.insert(1, "lr", first["lr"].reindex(everyone) if "lr" in first else float("nan"))
+    out["seeds"] = g.size().reindex(everyone).fillna(0).astype(int)
+    out["flagged"] = flags.reindex(everyone).fillna("")
+    out.index.name = "method"
     out.attrs.update(runs.attrs)
     return out
 
@@ -716,11 +815,12 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 def gap_to_full_batch(runs: pd.DataFrame) -> pd.DataFrame:
     """Per method (of one budget's rows): test accuracy minus full batch's **on the same seed**,
     as a list of per-seed differences, their mean and 95% interval (points). Seeds a method
-    or full batch lacks are left out."""
+    or full batch lacks, or where either run was flagged (did not train, unfinished), are left out."""
     from .results import interval95
 
     if "budget" in runs and (runs.groupby("method")["budget"].nunique() > 1).any():
         raise ValueError("runs holds several budgets for one method; pass budget_rows(runs, ...)")
+    runs = trained_rows(runs)
     fb = runs[runs["method"] == "full batch"].set_index("seed")["test_acc"]
     if fb.empty:
         raise ValueError("runs has no full batch rows: the gap needs full batch on the same seeds")
@@ -742,25 +842,38 @@ def gap_claims(runs: pd.DataFrame, dataset: str, budget: str, *, tolerance: floa
     :class:`~msgnn_lite.results.Claim` per method of one budget's rows: the per-seed
     differences to full batch must lie no more than ``tolerance`` points below zero (the 95%
     interval decides; see :mod:`msgnn_lite.results`). No verdict is given when full batch
-    did not beat the graph-free MLP (if it ran) and chance by ``margin`` points."""
+    did not beat the graph-free MLP (if it ran) and chance by ``margin`` points. Flagged runs
+    (:func:`add_training_status`) are left out and named in the claim's note; a method with no
+    seed where both it and full batch trained gets "not measured", never a verdict."""
     from .results import Claim, sanity_floor
 
-    fb = runs.loc[runs["method"] == "full batch"].set_index("seed")["test_acc"].sort_index()
+    fb_runs = runs.loc[runs["method"] == "full batch"]
+    if "status" in fb_runs and (fb_runs["status"] == "ok").any():
+        fb_runs = fb_runs[fb_runs["status"] == "ok"]  # the floor judges the full-batch runs that trained
+    fb = fb_runs.set_index("seed")["test_acc"].sort_index()
     mlp = runs.loc[runs["method"] == "MLP"].set_index("seed")["test_acc"].reindex(fb.index)
     classes = runs.attrs.get("num_classes")
     failed = sanity_floor(float(fb.mean()), float(mlp.mean()) if mlp.notna().any() else None, classes, margin,
                           name=f"full batch on {dataset}", values=fb.tolist(),
                           mlp_values=mlp.tolist() if mlp.notna().all() else None)
     batches = "each paper's batch construction" if budget == "recipe" else "equal steps per epoch"
+    flags = flag_counts(runs)
+    gaps = gap_to_full_batch(runs)
     claims = []
-    for m, r in gap_to_full_batch(runs).iterrows():
-        if m in skip:
+    for m in pd.unique(runs["method"]):
+        if m in skip or m == "full batch":
             continue
-        claims.append(Claim(
-            f"{m} minus full batch, test acc, {dataset} ({budget} budget)", 0.0, None, "points", tolerance,
-            values=r["diffs"], differs=f"{dataset}, {budget} budget ({batches}), one learning-rate grid for all; "
-                                       "the paper tunes its own setting on its own datasets",
-            note=f"full batch {fb.mean():.1f}%", source=source, baseline_failed=failed, command=command))
+        left_out = f"; left out (did it train?): {flags[m]}" if flags.get(m) else ""
+        differs = (f"{dataset}, {budget} budget ({batches}), one learning-rate grid for all; "
+                   "the paper tunes its own setting on its own datasets")
+        quantity = f"{m} minus full batch, test acc, {dataset} ({budget} budget)"
+        if m not in gaps.index:  # no seed where both the method and full batch trained
+            claims.append(Claim(quantity, 0.0, None, "points", tolerance, differs=differs, source=source,
+                                note=f"no seed where both trained{left_out}", command=command))
+            continue
+        claims.append(Claim(quantity, 0.0, None, "points", tolerance, values=gaps.loc[m, "diffs"], differs=differs,
+                            note=f"full batch {fb.mean():.1f}%{left_out}", source=source, baseline_failed=failed,
+                            command=command))
     return claims
 
 

@@ -43,6 +43,9 @@ __all__ = [
     "edge_homophily",
     "describe",
     "sparse_features",
+    "FEATURE_NORMALIZATIONS",
+    "feature_normalization_for",
+    "normalize_features",
 ]
 
 # name -> (PyG class path, root sub-folder, argument for the class, needs a seeded split)
@@ -624,4 +627,70 @@ def sparse_features(data: Data, max_density: float = 0.1) -> Data:
         return data
     out = copy.copy(data)
     out.x = x.to_sparse_csr()
+    return out
+
+
+FEATURE_NORMALIZATIONS = ("none", "sum", "l2")
+"""``"none"``: raw features. ``"sum"``: every row divided by its sum (PyG's ``NormalizeFeatures``,
+Kipf & Welling's preprocessing of the Planetoid bag-of-words). ``"l2"``: every row scaled to unit
+L2 norm."""
+
+_FEATURE_NORMALIZATION = {name: "l2" for name in ("Cora", "CiteSeer", "PubMed", "Computers", "Photo", "CS", "Physics")}
+
+
+def feature_normalization_for(data: Data) -> str:
+    """The project's documented feature preprocessing for ``data`` (by its ``name``), which the
+    comparison harness applies to every method alike:
+
+    * the bag-of-words graphs of the course (Planetoid: Cora, CiteSeer, PubMed; Amazon:
+      Computers, Photo; Coauthor: CS, Physics): ``"l2"``, every row at unit L2 norm. Raw Amazon
+      rows hold many ones (Computers: a median of 204, row L2 norm 14.3): with Adam at lr 0.01 the
+      first steps overshoot and most hidden ReLU units die, worst on sampled batches (notebook 12,
+      section 3, measures it). Row sums (``"sum"``, PyG's ``NormalizeFeatures``) shrink every
+      value to ~1/204 and do not learn in 100 epochs at that rate; gradient clipping leaves most
+      units dead. Unit-L2 rows train every run on Computers, CS, Cora and CiteSeer.
+      docs/feature_study.md holds the experiment (``python -m msgnn_lite.bench compare
+      --features none|sum|l2 [--grad-norm 1]``) and its output.
+    * anything else (synthetic CSBM, OGB's dense embeddings): ``"none"``.
+    """
+    return _FEATURE_NORMALIZATION.get(str(getattr(data, "name", "")), "none")
+
+
+def normalize_features(data: Data, how: str = "auto") -> Data:
+    """A shallow copy of ``data`` with its rows of ``x`` normalised (dense or CSR ``x``).
+
+    ``how``: one of :data:`FEATURE_NORMALIZATIONS`, or ``"auto"`` for
+    :func:`feature_normalization_for`. An all-zero row stays zero. The copy records what was done
+    in ``feature_normalization`` (a graph already normalised is returned as it is)."""
+    if how == "auto":
+        how = feature_normalization_for(data)
+    if how not in FEATURE_NORMALIZATIONS:
+        raise ValueError(f"how must be 'auto' or one of {FEATURE_NORMALIZATIONS}, got {how!r}")
+    done = getattr(data, "feature_normalization", None)
+    if done is not None:
+        if done != how:
+            raise ValueError(f"data's features were already normalised with {done!r}; normalise the raw graph "
+                             f"with {how!r} instead")
+        return data
+    out = copy.copy(data)
+    out.feature_normalization = how
+    x = data.x
+    if how == "none" or x is None:
+        return out
+    if not x.is_floating_point():
+        raise TypeError(f"data.x must hold floating-point features to be normalised, got {x.dtype}")
+    if x.layout == torch.sparse_csr:
+        vals = x.values()
+        rows = torch.repeat_interleave(torch.arange(x.size(0), device=vals.device), x.crow_indices().diff(),
+                                       output_size=vals.numel())
+        per_row = torch.zeros(x.size(0), dtype=vals.dtype, device=vals.device)
+        per_row.index_add_(0, rows, vals if how == "sum" else vals * vals)
+        scale = per_row if how == "sum" else per_row.sqrt()
+        scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+        out.x = torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), vals / scale[rows], x.shape)
+        return out
+    if x.layout != torch.strided:
+        raise TypeError(f"data.x must be dense or CSR to be normalised, got layout {x.layout}")
+    scale = x.sum(dim=1, keepdim=True) if how == "sum" else torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    out.x = x / torch.where(scale == 0, torch.ones_like(scale), scale)
     return out

@@ -186,6 +186,9 @@ class MLP(nn.Module):
         num_layers = check_positive_int(num_layers, "num_layers")
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        # parameter-free taps on the hidden pre-activations (the linear layers are applied
+        # functionally, for CSR inputs), so forward hooks see them: msgnn_lite.diagnostics
+        self.taps = nn.ModuleList(nn.Identity() for _ in dims[1:-1])
         self.dropout = dropout
 
     def forward(self, x: Tensor, adj=None) -> Tensor:
@@ -193,5 +196,5 @@ class MLP(nn.Module):
             x = feature_dropout(x, self.dropout, self.training)
             x = linear(x, lin.weight, lin.bias)
             if i < len(self.lins) - 1:
-                x = F.relu(x)
+                x = F.relu(self.taps[i](x))
         return x

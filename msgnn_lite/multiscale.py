@@ -343,7 +343,7 @@ def train_multiscale(model: nn.Module, data: Data, *, levels: int, epochs: int, 
                      resample_every: int = 1,
                      lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, device="auto",
                      eval_every: int = 1, patience: int | None = None, progress: bool | None = None,
-                     desc: str | None = None) -> MultiscaleResult:
+                     desc: str | None = None, grad_norm: float | None = None) -> MultiscaleResult:
     """Coarse-to-fine / sub-to-full training (Algorithm 1).
 
     ``levels``: number of coarse levels ``L`` (``0`` = plain full-graph training);
@@ -354,6 +354,7 @@ def train_multiscale(model: nn.Module, data: Data, *, levels: int, epochs: int, 
     ``"subgraph"``, ``resample_every`` how often a random or subgraph selection is redrawn
     (:class:`MultiscaleTrainer`). One Adam optimizer is carried across all levels; every
     evaluation is on the full graph. The model is left with the best epoch's weights.
+    ``grad_norm`` clips every step's gradients (see :func:`~msgnn_lite.train.fit`).
     """
     levels = check_positive_int(levels, "levels", minimum=0)
     schedule = paper_schedule(levels, epochs) if schedule is None else list(schedule)
@@ -367,7 +368,8 @@ def train_multiscale(model: nn.Module, data: Data, *, levels: int, epochs: int, 
     trainer._full_adj = full_adj
     res = fit(model, data, epochs=trainer.total_epochs, lr=lr, weight_decay=weight_decay, patience=patience,
               device=dev, seed=seed, train_step=trainer, evaluate=lambda m, d: evaluate_full(m, d, full_adj),
-              eval_every=eval_every, measure_memory=False, progress=progress, desc=desc or f"{method} L={levels}")
+              eval_every=eval_every, measure_memory=False, progress=progress, desc=desc or f"{method} L={levels}",
+              grad_norm=grad_norm)
     return _result(model, data, full_adj, res, trainer.records, method, levels, schedule)
 
 

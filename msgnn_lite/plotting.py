@@ -29,15 +29,34 @@ def set_style(context: str = "notebook") -> None:
     })
 
 
-def savefig(fig, name: str, directory: str | Path | None = None) -> str:
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def savefig(fig, name: str, directory: str | Path | None = None, show: bool | None = None) -> str:
     """Save ``fig`` as ``<figures>/<name>.png`` atomically; return the path relative to
-    the repository (safe to print in a notebook: no machine-specific prefix)."""
+    the repository (safe to print in a notebook: no machine-specific prefix).
+
+    ``show`` (default: when running in a Jupyter kernel, papermill's included): also display the
+    saved PNG in the cell's output, so the plot is where the reader looks, whatever the
+    matplotlib backend (``MPLBACKEND=Agg`` under papermill and CI shows nothing by itself). The
+    figure is then closed, so an inline backend does not show it a second time."""
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"name must be a plain file name such as '00_epoch_time', got {name!r}")
     folder = Path(directory) if directory is not None else figures_dir()
     path = folder / (name if name.endswith(".png") else f"{name}.png")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
+    if show if show is not None else _in_kernel():
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
+        plt.close(fig)
     try:
         return str(path.resolve().relative_to(repo_root()))
     except ValueError:

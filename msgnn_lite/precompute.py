@@ -188,8 +188,8 @@ def row_batch_step(features: Sequence[Tensor], batch_size: int, generator: torch
 def fit_precomputed(model: nn.Module, features: Tensor | Sequence[Tensor], data: Data, *, epochs: int = 100,
                     batch_size: int = 10_000, lr: float = 0.01, weight_decay: float = 0.0, eval_every: int = 1,
                     patience: int | None = None, device: str | torch.device = "auto", seed: int = 0,
-                    eval_batch_size: int = 200_000, progress: bool | None = None, desc: str | None = None
-                    ) -> Precomputed:
+                    eval_batch_size: int = 200_000, progress: bool | None = None, desc: str | None = None,
+                    grad_norm: float | None = None) -> Precomputed:
     """Train ``model`` (SGC or SIGN) on precomputed ``features`` with :func:`~msgnn_lite.train.fit`.
 
     Each epoch shuffles the training rows (seeded) and makes one optimizer step per
@@ -198,7 +198,8 @@ def fit_precomputed(model: nn.Module, features: Tensor | Sequence[Tensor], data:
     tensors (SIGN); the model receives a list of row-slices either way (SGC uses the last).
     Returns the :class:`~msgnn_lite.train.TrainResult` (validation-selected test accuracy;
     the graph is never touched) and the selected model's logits on every node (on ``device``).
-    The features are copied to ``device``; the caller's ``data`` is not moved.
+    The features are copied to ``device``; the caller's ``data`` is not moved. ``grad_norm``
+    clips every step's gradients (see :func:`~msgnn_lite.train.fit`).
     """
     batch_size = check_positive_int(batch_size, "batch_size")
     eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
@@ -236,7 +237,7 @@ def fit_precomputed(model: nn.Module, features: Tensor | Sequence[Tensor], data:
 
     result = fit(model, rows, epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience, device=dev,
                  seed=seed, train_step=train_step, evaluate=evaluate, eval_every=eval_every, measure_memory=False,
-                 progress=progress, desc=desc or type(model).__name__)
+                 progress=progress, desc=desc or type(model).__name__, grad_norm=grad_norm)
     model.eval()
     with torch.no_grad():
         logits = logits_all(model)

@@ -30,7 +30,7 @@ from .memory import MB, measure_step
 from .sparse import cached_adjacency
 from .utils import resolve_device, seed_everything, sync, to_device
 
-__all__ = ["TrainResult", "fit", "accuracy", "full_batch_step", "full_batch_evaluate", "graph_input", "minibatch_step",
+__all__ = ["TrainResult", "GradNormMonitor", "fit", "accuracy", "full_batch_step", "full_batch_evaluate", "graph_input", "minibatch_step",
            "time_to_target"]
 
 
@@ -171,6 +171,38 @@ def full_batch_evaluate(model: nn.Module, data: Data) -> dict:
     return res
 
 
+class GradNormMonitor:
+    """Clips (``max_norm``) and records the total gradient norm at every step of ``optimizer``,
+    whoever calls ``step()``: a step pre-hook, so every ``train_step`` is covered without a
+    change. The largest norm since the last :meth:`read_and_reset` stays on the device (no
+    host sync per step); reading it syncs once."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, max_norm: float | None = None):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.max_norm = max_norm
+        self.largest: Tensor | None = None
+        self._handle = optimizer.register_step_pre_hook(self._hook)
+
+    def _hook(self, optimizer, args, kwargs) -> None:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return
+        if self.max_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_norm)  # the norm before clipping
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
+        norm = norm.detach()
+        self.largest = norm if self.largest is None else torch.maximum(self.largest, norm)
+
+    def read_and_reset(self) -> float:
+        out = float(self.largest) if self.largest is not None else float("nan")
+        self.largest = None
+        return out
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
 def _check_label_range(y: Tensor, widths: list[int]) -> None:
     """Labels beyond the model's output width would only ever be counted as wrong (and crash the
     loss if a training node had one): refuse them after the first epoch, naming data.y."""
@@ -194,7 +226,7 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         train_step: Callable[[nn.Module, Data, torch.optim.Optimizer], float] | None = None,
         evaluate: Callable[[nn.Module, Data], dict] | None = None, eval_every: int = 1,
         measure_memory: bool = True, progress: bool | None = None, desc: str | None = None,
-        reorder: str | None = None) -> TrainResult:
+        reorder: str | None = None, grad_norm: float | None = None) -> TrainResult:
     """Train ``model`` on ``data`` and select the epoch by validation accuracy.
 
     Parameters
@@ -219,6 +251,12 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         same as without reordering (up to float rounding); with dropout the seeded masks fall on
         other nodes, so it is an equally good but different run. A loader built beforehand on the
         original graph is not renumbered (build it on ``reorder(data, ...)[0]`` instead).
+    grad_norm:
+        ``None`` (default) or a positive number: before every optimizer step, whatever the
+        ``train_step``, the gradients are scaled down to this total L2 norm if they are larger
+        (``torch.nn.utils.clip_grad_norm_``; GAS's reference sets 1.0). Either way the history's
+        ``grad_norm`` column holds each epoch's largest total gradient norm *before* clipping, and
+        ``loss`` its mean training loss: the two signals of an overshooting first step.
 
     Returns a :class:`TrainResult`; the model is left with the best epoch's weights. The graph is
     checked first (:func:`msgnn_lite.checks.check_graph`), and a non-finite loss stops the run with
@@ -228,6 +266,10 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
     eval_every = check_positive_int(eval_every, "eval_every")
     if patience is not None:
         patience = check_positive_int(patience, "patience")
+    if grad_norm is not None and not (isinstance(grad_norm, (int, float)) and not isinstance(grad_norm, bool)
+                                      and math.isfinite(grad_norm) and grad_norm > 0):
+        raise ValueError(f"grad_norm must be None or a positive finite number (the largest total gradient norm), "
+                         f"got {grad_norm!r}")
     for key in ("train_mask", "val_mask", "test_mask"):
         if key not in data:
             raise ValueError(f"data has no {key}; fit needs train_mask, val_mask and test_mask")
@@ -249,6 +291,7 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     train_step = train_step or full_batch_step
     evaluate = evaluate or full_batch_evaluate
+    norms = GradNormMonitor(model, optimizer, grad_norm)
 
     rows = []
     best = {"val_acc": -math.inf, "val_loss": math.inf, "epoch": 0, "test_acc": float("nan")}
@@ -261,48 +304,52 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
     widths: list[int] = []  # the model's output width, seen on the first forward pass
     hook = model.register_forward_hook(
         lambda m, i, o: widths.append(o.size(-1)) if not widths and isinstance(o, Tensor) and o.dim() == 2 else None)
-    for epoch in bar:
-        sync(dev)
-        t0 = time.perf_counter()
-        try:
-            if measure_memory:
-                loss, report = measure_step(model, lambda: train_step(model, data, optimizer), optimizer, dev)
-                mem = report.peak / MB
-            else:
-                loss, mem = train_step(model, data, optimizer), float("nan")
-        except (IndexError, RuntimeError) as err:
-            if "out of bounds" not in str(err) or "arget" not in str(err):
-                raise
-            top = int(data.y.max())
-            raise ValueError(f"data.y holds label {top}, out of range for the model's output ({err}); the model "
-                             f"must have at least max(data.y) + 1 = {top + 1} outputs") from err
-        check_finite_loss(float(loss), epoch, desc or type(model).__name__, f"lr={lr}" if optimizer_given is None else "")
-        if epoch == 1:
-            hook.remove()
-            _check_label_range(data.y, widths)
-        sync(dev)
-        t1 = time.perf_counter()
-        train_time += t1 - t0
-        peak = max(peak, mem) if not math.isnan(mem) else peak
-        row = {"epoch": epoch, "loss": loss, "epoch_time_s": t1 - t0, "peak_mem_mb": mem}
-        if epoch % eval_every == 0 or epoch == epochs:
-            metrics = evaluate(model, data)
+    try:
+        for epoch in bar:
             sync(dev)
-            eval_time += time.perf_counter() - t1
-            row.update(metrics)
-            val, vloss = metrics["val_acc"], metrics.get("val_loss", math.inf)
-            if val > best["val_acc"] or (val == best["val_acc"] and vloss < best["val_loss"]):
-                best = {"val_acc": val, "val_loss": vloss, "epoch": epoch, "test_acc": metrics["test_acc"]}
-                best_state = copy.deepcopy(model.state_dict())
-                since_best = 0
-            else:
-                since_best += 1
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val:.3f}", best_test=f"{best['test_acc']:.3f}")
-            if patience is not None and since_best >= patience:
-                rows.append(row)
-                break
-        rows.append(row)
-    bar.close()
+            t0 = time.perf_counter()
+            try:
+                if measure_memory:
+                    loss, report = measure_step(model, lambda: train_step(model, data, optimizer), optimizer, dev)
+                    mem = report.peak / MB
+                else:
+                    loss, mem = train_step(model, data, optimizer), float("nan")
+            except (IndexError, RuntimeError) as err:
+                if "out of bounds" not in str(err) or "arget" not in str(err):
+                    raise
+                top = int(data.y.max())
+                raise ValueError(f"data.y holds label {top}, out of range for the model's output ({err}); the model "
+                                 f"must have at least max(data.y) + 1 = {top + 1} outputs") from err
+            check_finite_loss(float(loss), epoch, desc or type(model).__name__, f"lr={lr}" if optimizer_given is None else "")
+            gnorm = norms.read_and_reset()
+            if epoch == 1:
+                hook.remove()
+                _check_label_range(data.y, widths)
+            sync(dev)
+            t1 = time.perf_counter()
+            train_time += t1 - t0
+            peak = max(peak, mem) if not math.isnan(mem) else peak
+            row = {"epoch": epoch, "loss": loss, "grad_norm": gnorm, "epoch_time_s": t1 - t0, "peak_mem_mb": mem}
+            if epoch % eval_every == 0 or epoch == epochs:
+                metrics = evaluate(model, data)
+                sync(dev)
+                eval_time += time.perf_counter() - t1
+                row.update(metrics)
+                val, vloss = metrics["val_acc"], metrics.get("val_loss", math.inf)
+                if val > best["val_acc"] or (val == best["val_acc"] and vloss < best["val_loss"]):
+                    best = {"val_acc": val, "val_loss": vloss, "epoch": epoch, "test_acc": metrics["test_acc"]}
+                    best_state = copy.deepcopy(model.state_dict())
+                    since_best = 0
+                else:
+                    since_best += 1
+                bar.set_postfix(loss=f"{loss:.3f}", val=f"{val:.3f}", best_test=f"{best['test_acc']:.3f}")
+                if patience is not None and since_best >= patience:
+                    rows.append(row)
+                    break
+            rows.append(row)
+    finally:
+        bar.close()
+        norms.remove()
     model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
     max_test = float(history["test_acc"].max()) if "test_acc" in history else float("nan")

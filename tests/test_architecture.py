@@ -10,7 +10,7 @@ LAYERS = {
     0: {"utils", "checks", "memory", "sparse", "data", "results", "plotting", "cli", "settings"},
     1: {"models", "train", "loader", "partition", "history", "reorder", "coarsening", "ppr"},
     2: {"saint", "gas", "vrgcn", "ibmb", "multiscale", "revgnn", "deq", "precompute", "distill", "quant",
-        "distributed"},
+        "distributed", "diagnostics"},
     3: {"compare_all"},
     4: {"bench", "report", "run_notebooks", "notebook", "classroom", "__init__", "__main__"},
 }

@@ -52,9 +52,10 @@ def test_compare_runs_every_method_once_per_seed(compared):
     for col in ("epoch_time_s", "inference_s", "peak_memory_mb"):
         assert (runs[col] > 0).all(), col
     assert (runs["preprocess_s"] >= 0).all()
-    # the target is full batch's mean best validation accuracy, scaled
-    fb = runs.loc[runs["method"] == "full batch", "val_acc"].mean()
-    assert runs.attrs["target_val_acc"] == pytest.approx(0.97 * fb)
+    # the target is full batch's mean best validation accuracy over the runs that trained, scaled
+    fb = runs.loc[runs["method"] == "full batch"]
+    ok = fb.loc[fb["status"] == "ok", "val_acc"]
+    assert runs.attrs["target_val_acc"] == pytest.approx(0.97 * (ok.mean() if len(ok) else fb["val_acc"].mean()))
 
 
 def test_time_to_target_reads_the_curve(compared):
@@ -86,10 +87,16 @@ def test_summary_and_pareto(compared):
     runs, _ = compared
     table = summarize(runs)
     assert list(table.index) == list(dict.fromkeys(runs["method"]))
-    assert (table["seeds"] == 2).all()
-    sgc = runs[runs["method"] == "SGC"]["test_acc"]
-    assert table.loc["SGC", "test_acc"] == pytest.approx(sgc.mean())
-    assert table.loc["SGC", "test_acc_std"] == pytest.approx(sgc.std(ddof=1))
+    # every run is either averaged in (seeds) or flagged with its status, never both
+    for m, r in table.iterrows():
+        flagged = runs[(runs["method"] == m) & (runs["status"] != "ok")]
+        assert r["seeds"] + len(flagged) == 2, m
+        assert (r["flagged"] == "") == flagged.empty, m
+    sgc = runs[(runs["method"] == "SGC") & (runs["status"] == "ok")]["test_acc"]
+    if len(sgc):
+        assert table.loc["SGC", "test_acc"] == pytest.approx(sgc.mean())
+    if len(sgc) > 1:
+        assert table.loc["SGC", "test_acc_std"] == pytest.approx(sgc.std(ddof=1))
     t = pd.DataFrame({"cost": [1.0, 2.0, 3.0, 0.5, float("nan")], "test_acc": [70, 80, 75, 60, 99]},
                      index=list("abcde"))
     assert pareto_front(t, "cost") == ["d", "a", "b"]

@@ -169,3 +169,47 @@ def test_sampled_sage_equals_full_with_all_neighbors(graph):
         b = next(iter(NeighborLoader(graph, [-1, -1], batch_size=64)))
         out = model(b.x, b.edge_index)[:b.batch_size]
     torch.testing.assert_close(out, full[:64], atol=1e-5, rtol=1e-4)
+
+
+def test_sampled_gcn_operator_is_exact_when_every_neighbour_is_sampled(devices):
+    from msgnn_lite.loader import NeighborLoader, sampled_gcn_operator
+    from msgnn_lite.sparse import build_adjacency, propagate
+
+    g = make_csbm(200, 5, 3, 4, homophily=0.6, seed=3).to(devices)
+    degree = torch.bincount(g.edge_index[1], minlength=g.num_nodes)
+    full = propagate(build_adjacency(g.edge_index, g.num_nodes, "gcn"), g.x)
+    seeds = torch.arange(0, 200, 7, device=devices)
+    batch = next(iter(NeighborLoader(g, [-1, -1], batch_size=seeds.numel(), input_nodes=seeds)))
+    op = sampled_gcn_operator(batch, degree)
+    assert op.normalization == "gcn" and op.device.type == devices.type
+    out = propagate(op, batch.x)
+    hop1 = batch.num_sampled_nodes[0] + batch.num_sampled_nodes[1]  # seeds and hop 1: their neighbours were taken
+    assert torch.allclose(out[:hop1], full[batch.n_id[:hop1]], atol=1e-5)
+
+
+def test_sampled_gcn_operator_is_unbiased_under_sampling():
+    from msgnn_lite.loader import NeighborLoader, sampled_gcn_operator
+    from msgnn_lite.sparse import build_adjacency, propagate
+
+    g = make_csbm(300, 20, 3, 4, homophily=0.6, seed=4)
+    degree = torch.bincount(g.edge_index[1], minlength=g.num_nodes)
+    full = propagate(build_adjacency(g.edge_index, g.num_nodes, "gcn"), g.x)
+    seeds = torch.arange(10)
+    gen = torch.Generator().manual_seed(0)
+    loader = NeighborLoader(g, [4], batch_size=10, input_nodes=seeds, generator=gen)
+    draws = torch.stack([propagate(sampled_gcn_operator(b, degree), b.x)[:10] for _ in range(800) for b in loader])
+    mean, se = draws.mean(0), draws.std(0) / draws.size(0) ** 0.5
+    assert bool((degree[seeds] > 4).all())  # every seed's row is a sample, not its whole neighbourhood
+    assert bool(((mean - full[seeds]).abs() <= 4 * se + 1e-6).all())
+    # PyG's subgraph normalisation is biased: its seed rows average to other values
+    naive = torch.stack([propagate(build_adjacency(b.edge_index, b.num_nodes, "gcn"), b.x)[:10]
+                         for _ in range(100) for b in loader]).mean(0)
+    assert float((naive - full[seeds]).abs().max()) > 10 * float(se.max())
+
+
+def test_sampled_gcn_operator_needs_a_neighbor_batch():
+    from msgnn_lite.loader import sampled_gcn_operator
+
+    g = make_csbm(50, 4, 2, 3, homophily=0.6, seed=1)
+    with pytest.raises(ValueError, match="n_id"):
+        sampled_gcn_operator(g, torch.ones(50))

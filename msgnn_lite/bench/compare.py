@@ -24,14 +24,16 @@ import torch
 from ..cli import fraction, nonnegative_int, positive_float, positive_int
 from ..compare_all import (BUDGETS, METHODS, Budget, budget_rows, compare_all, gap_to_full_batch, pareto_front,
                            summarize)
-from ..data import DatasetUnavailableError, load_dataset, make_csbm
+from ..data import FEATURE_NORMALIZATIONS, DatasetUnavailableError, load_dataset, make_csbm
 from ..reorder import ORDERS
 from ..results import _hardware
 from ..utils import atomic_write, resolve_device, seed_everything
 from ._common import add_device_argument
 
-COLUMNS = ["family", "lr", "test_acc", "test_acc_std", "epoch_time_s", "preprocess_s", "time_to_target_s",
-           "total_to_target_s", "inference_s", "peak_memory_mb", "seeds"]
+COLUMNS = ["family", "lr", "test_acc", "test_acc_std", "test_acc_min", "test_acc_max", "epoch_time_s", "preprocess_s", "time_to_target_s",
+           "total_to_target_s", "inference_s", "peak_memory_mb", "seeds", "flagged"]
+RUN_COLUMNS = ["method", "budget", "seed", "lr", "val_acc", "test_acc", "best_epoch", "epochs_run", "dead_units",
+               "loss_rise", "grad_norm_max", "status", "cause"]
 
 
 def add_arguments(parser) -> None:
@@ -42,7 +44,7 @@ def add_arguments(parser) -> None:
                         help=f"subset of: {', '.join(METHODS)} (default: all)")
     parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=positive_int, default=None,
-                        help="epochs per method (default: 30 on Cora/CiteSeer/PubMed, 60 on Computers/CS, 10 on csbm)")
+                        help="epochs per method (default: 30 on Cora/CiteSeer/PubMed, 100 on Computers/CS, 10 on csbm)")
     parser.add_argument("--model", default="gcn", choices=("gcn", "sage"), help="model family of every method")
     parser.add_argument("--hidden", type=positive_int, default=64)
     parser.add_argument("--num-batches", type=positive_int, default=8,
@@ -51,10 +53,15 @@ def add_arguments(parser) -> None:
                         help="recipe: each paper's batch construction; common: --num-batches steps for everybody")
     parser.add_argument("--lrs", type=positive_float, nargs="+", default=[0.01, 0.05],
                         help="learning-rate grid every method gets; the best mean validation accuracy is kept")
+    parser.add_argument("--features", default="auto", choices=("auto",) + FEATURE_NORMALIZATIONS,
+                        help="feature preprocessing of every method (auto: the dataset's documented one, "
+                             "msgnn_lite.data.feature_normalization_for)")
+    parser.add_argument("--grad-norm", type=positive_float, default=None,
+                        help="clip every optimizer step's gradients to this total norm (default: no clipping)")
     parser.add_argument("--target", type=fraction, default=0.97, help="fraction of full batch's best val acc")
     parser.add_argument("--reorder", default=None, choices=ORDERS,
                         help="renumber each graph once for locality before every method (msgnn_lite.reorder)")
-    parser.add_argument("--sort", default="test_acc", choices=COLUMNS[1:], help="column to sort the table by")
+    parser.add_argument("--sort", default="test_acc", choices=COLUMNS[1:-1], help="column to sort the table by")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for <dataset>-<model>-s<seeds>.csv, one row per (method, seed) (written atomically)")
     parser.add_argument("--show", type=Path, nargs="+", default=None, metavar="CSV",
@@ -63,7 +70,7 @@ def add_arguments(parser) -> None:
     add_device_argument(parser)
 
 
-DEFAULT_EPOCHS = {"Cora": 30, "CiteSeer": 30, "PubMed": 30, "csbm": 10}
+DEFAULT_EPOCHS = {"Cora": 30, "CiteSeer": 30, "PubMed": 30, "csbm": 10}  # others (Computers, CS): 100
 
 
 def load_graph(name: str, csbm_nodes: int, seed: int = 0):
@@ -94,8 +101,9 @@ def markdown_tables(runs: pd.DataFrame, tolerance: float = 2.0) -> str:
         t = table_for(rows)
         gaps = gap_to_full_batch(rows)
         out += [f"**{bud} budget**", "",
-                "| method | lr | test acc (%) | minus full batch (95% CI) | to target (s) | train memory (MB) | verdict |",
-                "|---|---|---|---|---|---|---|"]
+                "| method | lr | test acc (%) [min, max] | minus full batch (95% CI) | to target (s) | train memory (MB) "
+                "| flagged runs (left out) | verdict |",
+                "|---|---|---|---|---|---|---|---|"]
         for m, r in t.iterrows():
             gap, verdict = "", ""
             if m in gaps.index:
@@ -106,8 +114,11 @@ def markdown_tables(runs: pd.DataFrame, tolerance: float = 2.0) -> str:
                     verdict = Claim(m, 0.0, None, tolerance=tolerance, values=g.diffs,
                                     differs="not the paper's own dataset and tuning").verdict
             ttt = "missed" if pd.isna(r.total_to_target_s) else f"{r.total_to_target_s:.2f}"
-            out.append(f"| {m} | {r.lr:g} | {r.test_acc:.1f} ± {0 if pd.isna(r.test_acc_std) else r.test_acc_std:.1f} "
-                       f"| {gap} | {ttt} | {r.peak_memory_mb:.0f} | {verdict} |")
+            acc = ("no run trained" if r.seeds == 0 else
+                   f"{r.test_acc:.1f} ± {0 if pd.isna(r.test_acc_std) else r.test_acc_std:.1f} "
+                   f"[{r.test_acc_min:.1f}, {r.test_acc_max:.1f}]")
+            mem = "" if pd.isna(r.peak_memory_mb) else f"{r.peak_memory_mb:.0f}"
+            out.append(f"| {m} | {r.lr:g} | {acc} | {gap} | {ttt if r.seeds else ''} | {mem} | {r.flagged} | {verdict} |")
         out.append("")
     return "\n".join(out)
 
@@ -141,15 +152,17 @@ def run(args) -> int:
         except DatasetUnavailableError as err:
             print(f"\n{name}: skipped ({err})")
             continue
-        epochs = args.epochs or DEFAULT_EPOCHS.get(name if name.lower() != "csbm" else "csbm", 60)
-        budget = Budget(epochs=epochs, model=args.model, hidden=args.hidden, num_batches=args.num_batches)
+        epochs = args.epochs or DEFAULT_EPOCHS.get(name if name.lower() != "csbm" else "csbm", 100)
+        budget = Budget(epochs=epochs, model=args.model, hidden=args.hidden, num_batches=args.num_batches,
+                        features=args.features, grad_norm=args.grad_norm)
         print(f"\n## {getattr(data, 'name', name)}: {data.num_nodes:,} nodes, {data.num_edges:,} edges; "
               f"{args.model.upper()}, {epochs} epochs, {args.num_batches} steps per epoch, seeds {args.seeds}")
         seed_everything(args.seeds[0])
         t0 = time.perf_counter()
         runs, curves = compare_all(data, args.methods, budget=budget, seeds=tuple(args.seeds), target_fraction=args.target,
                               device=dev, reorder=args.reorder, budgets=args.budgets, lrs=args.lrs)
-        print(f"target: {runs.attrs['target_val_acc']:.1f}% validation accuracy "
+        print(f"features: {runs['features'].iloc[0]}; gradient clipping: {args.grad_norm or 'none'}; "
+              f"target: {runs.attrs['target_val_acc']:.1f}% validation accuracy "
               f"({args.target:.0%} of full batch's); learning rates {args.lrs}; {time.perf_counter() - t0:.0f} s in all")
         for bud in args.budgets:
             table = table_for(budget_rows(runs, bud), args.sort)
@@ -158,12 +171,17 @@ def run(args) -> int:
                 print(table.round(3).to_string())
             for cost in ("total_to_target_s", "peak_memory_mb"):
                 print(f"Pareto front (test acc vs {cost}): {', '.join(pareto_front(table, cost))}")
+        print("\n### every run: did it train? (msgnn_lite.diagnostics)")
+        with pd.option_context("display.width", 220, "display.max_columns", 20, "display.max_colwidth", 60):
+            print(runs[RUN_COLUMNS].round(3).to_string(index=False))
         if args.out is not None:
             meta = dict(dataset=getattr(data, "name", name), model=args.model, epochs=epochs, device=str(dev),
                         hardware=_hardware(), target_val_acc=runs.attrs["target_val_acc"],
                         written_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             seeds = "-".join(str(s) for s in args.seeds)
-            stem = f"{getattr(data, 'name', name)}-{args.model}-s{seeds}" + (f"-{args.reorder}" if args.reorder else "")
+            stem = (f"{getattr(data, 'name', name)}-{args.model}-s{seeds}" + (f"-{args.reorder}" if args.reorder else "")
+                    + (f"-{args.features}" if args.features != "auto" else "")
+                    + (f"-clip{args.grad_norm:g}" if args.grad_norm is not None else ""))
             grid = pd.DataFrame(runs.attrs["grid"]).assign(**meta)
             curve_rows = pd.concat([c.assign(method=m, budget=b, seed=s) for (m, b, s), c in curves.items()],
                                    ignore_index=True)
