@@ -104,7 +104,9 @@ def render_report(profile: str, results: list[dict], run_id: str | None = None, 
               "measured once; **not reproduced** = the whole interval misses it (the reason says whether the "
               "setting differed); **baseline did not learn** = the method it is compared with did not beat a "
               "graph-free MLP and chance, so nothing is judged; **not testable offline** = the claim needs data or hardware that "
-              "is not at hand; **measured** = the paper gives no number to compare with.", ""]
+              "is not at hand; **measured** = the paper gives no number to compare with; **not measured** = no run of the "
+              "method trained (every seed flagged by the \"did it train?\" check of msgnn_lite.diagnostics), so there "
+              "is no figure to judge.", ""]
     lines.append("| verdict | claims |")
     lines.append("|---|---|")
     for v in VERDICTS:

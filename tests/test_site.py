@@ -228,3 +228,26 @@ def test_verdicts_are_visually_distinct(browser):
         "  out[kind] = getComputedStyle(td).backgroundColor; } return out;")
     assert {"verdict-reproduced", "verdict-not-reproduced", "verdict-partly"} <= set(colours), colours
     assert len({colours[k] for k in ("verdict-reproduced", "verdict-not-reproduced", "verdict-partly")}) == 3
+
+
+def test_every_notebook_page_shows_its_figures(browser):
+    """The plots are where the reader looks: each notebook's stored outputs hold an inline image for
+    every figure it saves (``savefig`` shows what it saves), and its page shows them all, loaded."""
+    driver, base, site = browser
+    problems, shown = [], {}
+    for stem in NOTEBOOKS:
+        nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+        stored = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+        saves = sum("".join(c["source"]).count("savefig(") for c in nb["cells"] if c["cell_type"] == "code")
+        if saves and not stored:
+            problems.append(f"{stem}: saves {saves} figure(s) but its stored outputs show none")
+        driver.get(base + f"notebooks/{stem}.html")
+        _wait(driver, "return document.readyState === 'complete'")
+        loaded = driver.execute_script(
+            "return Array.from(document.querySelectorAll('article img'))"
+            ".filter(i => i.complete && i.naturalWidth > 0).length")
+        shown[stem] = (stored, loaded)
+        if loaded < stored:
+            problems.append(f"{stem}: its page shows {loaded} loaded image(s) of the {stored} in its outputs")
+    print("inline figures per notebook (stored, loaded on its page):", shown)
+    assert not problems, "\n".join(problems)

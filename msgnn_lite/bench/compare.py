@@ -114,9 +114,8 @@ def markdown_tables(runs: pd.DataFrame, tolerance: float = 2.0) -> str:
                     verdict = Claim(m, 0.0, None, tolerance=tolerance, values=g.diffs,
                                     differs="not the paper's own dataset and tuning").verdict
             ttt = "missed" if pd.isna(r.total_to_target_s) else f"{r.total_to_target_s:.2f}"
-            acc = ("no run trained" if r.seeds == 0 else
-                   f"{r.test_acc:.1f} ± {0 if pd.isna(r.test_acc_std) else r.test_acc_std:.1f} "
-                   f"[{r.test_acc_min:.1f}, {r.test_acc_max:.1f}]")
+            acc = ("no run trained" if r.seeds == 0 else f"{r.test_acc:.1f} (1 seed)" if r.seeds == 1 else
+                   f"{r.test_acc:.1f} ± {r.test_acc_std:.1f} [{r.test_acc_min:.1f}, {r.test_acc_max:.1f}]")
             mem = "" if pd.isna(r.peak_memory_mb) else f"{r.peak_memory_mb:.0f}"
             out.append(f"| {m} | {r.lr:g} | {acc} | {gap} | {ttt if r.seeds else ''} | {mem} | {r.flagged} | {verdict} |")
         out.append("")

@@ -34,7 +34,8 @@ def toctree(srcdir: Path) -> str:
         return "\n```{toctree}\n:hidden:\n:caption: " + caption + "\n\n" + "\n".join(docs) + "\n```\n"
 
     return (block("Start here", ["docs/course"]) + block("Notebooks", course_order(srcdir))
-            + block("Results", ["docs/reproduction_report", "docs/comparison/README", "docs/multiscale_large/README",
+            + block("Results", ["docs/reproduction_report", "docs/comparison/README", "docs/feature_study",
+                                "docs/multiscale_large/README",
                                 "docs/gpu", "papers"])
             + block("Reference", ["docs/api", "CONTRIBUTING"]))
 
