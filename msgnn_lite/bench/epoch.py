@@ -58,6 +58,6 @@ def run(args) -> int:
         sparse.x = data.x.to_sparse_csr()
         dense_s, dense_loss = epoch_seconds(data, args.hidden, args.epochs, dev)
         csr_s, csr_loss = epoch_seconds(sparse, args.hidden, args.epochs, dev)
-        print(f"{name:<10} {data.num_features:>9,} {100 * density:>10.2f} {dense_s:>14.3f} {csr_s:>12.3f} "
+        print(f"{name:<10} {data.num_features:>9,} {100 * density:>10.2f} {dense_s:>14.4g} {csr_s:>12.4g} "
               f"{dense_s / csr_s:>7.1f}x  {dense_loss:.4f}, {csr_loss:.4f}")
     return 0
