@@ -53,7 +53,7 @@ from torch_geometric.data import Data
 
 from .checks import check_fraction, check_positive_int
 from .data import FEATURE_NORMALIZATIONS, normalize_features, sparse_features
-from .diagnostics import dead_unit_fraction, loss_rise, majority_rate, training_status
+from .diagnostics import add_training_status, dead_unit_fraction, loss_rise, majority_rate  # noqa: F401 (re-exported)
 from .ibmb import IBMBBatchLoader, IBMBNodeLoader, ibmb_inference
 from .loader import NeighborLoader, layerwise_inference, sampled_gcn_operator
 from .memory import MB, SavedTensorMeter, optimizer_state_bytes, parameter_bytes
@@ -279,8 +279,14 @@ def make_train_step(method: str, data: Data, num_batches: int, *, fanouts=(10, 5
 
 def compare_training(data: Data, make_model: Callable[[], nn.Module], methods=TRAINING_METHODS, *, epochs: int,
                      num_batches: int, eval_every: int = 2, seeds=(0,), lr: float = 0.01, weight_decay: float = 0.0,
-                     device="cpu", progress: bool | None = None, **method_kwargs) -> tuple[pd.DataFrame, dict, dict]:
+                     device="cpu", progress: bool | None = None, equal_steps: bool = False,
+                     **method_kwargs) -> tuple[pd.DataFrame, dict, dict]:
     """Train every method for ``epochs`` epochs per seed; return ``(runs, curves, models)``.
+
+    ``equal_steps=True`` gives the methods that make one optimizer step per epoch (full batch) the
+    mini-batch methods' number of steps: ``epochs x num_batches`` epochs, evaluated every
+    ``eval_every x num_batches`` of them (the same schedule in steps). Without it full batch makes
+    ``num_batches`` times fewer steps, and an accuracy compared with it says so.
 
     ``runs`` has a row per (method, seed): validation-selected test accuracy, best
     validation accuracy, training time per epoch, preprocessing time, batches per epoch.
@@ -296,8 +302,9 @@ def compare_training(data: Data, make_model: Callable[[], nn.Module], methods=TR
             seed_everything(seed)
             model = make_model()
             kw = {} if prep.train_step is None else {"train_step": prep.train_step}
-            res = fit(model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
-                      eval_every=eval_every, measure_memory=False, progress=progress, desc=method, **kw)
+            scale = num_batches if (equal_steps and prep.batches == 1) else 1
+            res = fit(model, data, epochs=epochs * scale, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
+                      eval_every=eval_every * scale, measure_memory=False, progress=progress, desc=method, **kw)
             h = res.history.copy()
             h["train_time_s"] = h["epoch_time_s"].cumsum()
             curves[(method, seed)] = h.dropna(subset=["val_acc"]).reset_index(drop=True)
@@ -305,7 +312,8 @@ def compare_training(data: Data, make_model: Callable[[], nn.Module], methods=TR
             rows.append({"method": method, "seed": seed, "test_acc": 100 * res.test_acc,
                          "val_acc": 100 * res.best_val_acc, "epoch_time_s": res.train_time_s / res.epochs_run,
                          "train_time_s": res.train_time_s, "preprocess_s": prep.preprocess_s,
-                         "batches_per_epoch": prep.batches})
+                         "batches_per_epoch": prep.batches, "epochs_run": res.epochs_run,
+                         "steps": res.epochs_run * prep.batches})
     return pd.DataFrame(rows), curves, models
 
 
@@ -600,27 +608,6 @@ def prepare_graph(data: Data, budget: Budget, device) -> Data:
     10%, :func:`msgnn_lite.data.sparse_features`: full batch, every loader's batches and the
     precomputed hops then use sparse products). A graph prepared once is returned unchanged."""
     return sparse_features(normalize_features(to_device(data, resolve_device(device)), budget.features))
-
-
-def add_training_status(runs: pd.DataFrame, data: Data, margin: float = 2.0) -> pd.DataFrame:
-    """Add ``status`` and ``cause`` to every row of ``runs`` (:mod:`msgnn_lite.diagnostics`'s rule):
-    a graph method must beat the graph-free MLP's mean validation accuracy (its seeds, same
-    grid); the MLP, or every method when no MLP ran, must clear the validation nodes' majority
-    class by ``margin`` points; and its best evaluation must not be the budget's last."""
-    runs = runs.copy()
-    chance = majority_rate(data, "val")
-    mlp = runs.loc[runs["method"] == "MLP", "val_acc"]
-    statuses, causes, floors = [], [], []
-    for r in runs.itertuples():
-        use_mlp = r.method != "MLP" and len(mlp) > 0
-        floor, m = (float(mlp.mean()), 0.0) if use_mlp else (chance, margin)
-        st, cause = training_status(float(r.val_acc), best_is_last=bool(r.best_is_last), floor=floor, margin=m,
-                                    dead_units=float(r.dead_units), rise=float(r.loss_rise))
-        statuses.append(st)
-        causes.append(cause)
-        floors.append(floor + m)
-    runs["status"], runs["cause"], runs["floor_val_acc"] = statuses, causes, floors
-    return runs
 
 
 def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 0, device="auto") -> tuple[dict, pd.DataFrame]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
 __all__ = ["DeadUnitMeter", "dead_unit_fraction", "with_dead_units", "majority_rate", "loss_rise", "training_status",
-           "STATUSES", "DEAD_UNITS_CAUSE", "LOSS_RISE_CAUSE"]
+           "add_training_status", "STATUSES", "DEAD_UNITS_CAUSE", "LOSS_RISE_CAUSE"]
 
 STATUSES = ("ok", "did not train", "unfinished")
 DEAD_UNITS_CAUSE = 0.5
@@ -157,3 +158,29 @@ def training_status(val_acc: float, *, best_is_last: bool, floor: float, margin:
     if best_is_last:
         return "unfinished", "still improving at the budget's end"
     return "ok", ""
+
+
+def add_training_status(runs: pd.DataFrame, data: Data, margin: float = 2.0) -> pd.DataFrame:
+    """Add ``status`` and ``cause`` to every row of ``runs`` (:mod:`msgnn_lite.diagnostics`'s rule):
+    a graph method must beat the graph-free MLP's mean validation accuracy (its seeds, same
+    grid); the MLP, or every method when no MLP ran, must clear the validation nodes' majority
+    class by ``margin`` points; and its best evaluation must not be the budget's last.
+
+    ``runs`` needs ``method``, ``val_acc`` and ``best_is_last``; ``dead_units`` and ``loss_rise``
+    (the signals named as a cause) are used when present. Used by :mod:`msgnn_lite.compare_all`
+    and :func:`msgnn_lite.gas.reference_runs`."""
+    runs = runs.copy()
+    chance = majority_rate(data, "val")
+    mlp = runs.loc[runs["method"] == "MLP", "val_acc"]
+    statuses, causes, floors = [], [], []
+    for r in runs.itertuples():
+        use_mlp = r.method != "MLP" and len(mlp) > 0
+        floor, m = (float(mlp.mean()), 0.0) if use_mlp else (chance, margin)
+        st, cause = training_status(float(r.val_acc), best_is_last=bool(r.best_is_last), floor=floor, margin=m,
+                                    dead_units=float(getattr(r, "dead_units", float("nan"))),
+                                    rise=float(getattr(r, "loss_rise", float("nan"))))
+        statuses.append(st)
+        causes.append(cause)
+        floors.append(floor + m)
+    runs["status"], runs["cause"], runs["floor_val_acc"] = statuses, causes, floors
+    return runs

@@ -360,3 +360,22 @@ def test_a_single_run_floor_sees_the_test_sets_noise():
     assert sanity_floor(36.0, 31.0, 4, num_test=10_000) == ""
     with pytest.raises(ValueError, match="num_test"):
         sanity_floor(50.0, num_test=0)
+
+
+def test_equal_steps_gives_full_batch_the_mini_batch_methods_steps(tiny):
+    """compare_training(equal_steps=True): full batch (one step an epoch) trains num_batches times the
+    epochs, so every method makes the same number of optimizer steps, on the same schedule in steps."""
+    from msgnn_lite.compare_all import compare_training
+    from msgnn_lite.models import GCN
+
+    def make():
+        return GCN(tiny.num_features, 8, 3)
+
+    kw = dict(epochs=3, num_batches=2, eval_every=1, device="cpu", progress=False)
+    runs, curves, _ = compare_training(tiny, make, ["full batch", "Cluster-GCN"], equal_steps=True, **kw)
+    by = runs.set_index("method")
+    assert by.loc["full batch", "epochs_run"] == 6 and by.loc["Cluster-GCN", "epochs_run"] == 3
+    assert by.loc["full batch", "steps"] == by.loc["Cluster-GCN", "steps"] == 6
+    assert len(curves[("full batch", 0)]) == len(curves[("Cluster-GCN", 0)]) == 3   # evaluated every 2 steps
+    plain, _, _ = compare_training(tiny, make, ["full batch"], **kw)
+    assert int(plain.steps.iloc[0]) == 3

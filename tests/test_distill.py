@@ -260,3 +260,17 @@ def test_inference_latency_on_a_device(small_graph, devices):
     gnn, mlp = SAGE(16, 8, 4).to(devices), MLP(16, 8, 4).to(devices)
     df = inference_latency(gnn, mlp, to_device(small_graph, devices), query_sizes=(1, 20), repeat=1)
     assert list(df["query_nodes"]) == [1, 1, 20, 20] and (df.latency_ms > 0).all()
+
+
+def test_representation_experiment_teacher_choice(small_graph):
+    """The teacher's model and learning rate are arguments; a bad choice is refused by name; the rows carry
+    the validation-selected epoch that shows an early-peaking teacher."""
+    from msgnn_lite.distill import representation_experiment
+
+    out = representation_experiment(small_graph, seeds=(0,), variants={}, teacher_model="sage", teacher_lr=0.005,
+                                    epochs=3, patience=None)
+    assert out.model.tolist() == ["teacher (SAGE 3x256)"] and 1 <= int(out.best_epoch.iloc[0]) <= 3
+    with pytest.raises(ValueError, match="teacher_model"):
+        representation_experiment(small_graph, teacher_model="gat", epochs=1)
+    with pytest.raises(ValueError, match="teacher_lr"):
+        representation_experiment(small_graph, teacher_lr=0.0, epochs=1)

@@ -206,3 +206,81 @@ def test_the_mlp_floor_is_graph_free_and_trains_under_the_same_budget():
     assert set(with_graph.index.get_level_values("method")) == {"full batch", "MLP"}
     with pytest.raises(ValueError, match="methods"):
         gas.accuracy_runs(data, methods=("GraphSAGE",), seeds=[0], epochs=1)
+
+
+def test_reference_options_exempt_the_output_layer_and_fill_the_histories(monkeypatch):
+    """decay_last_layer=False puts the output layer in a group without weight decay (GAS's reference
+    code); fill_histories=True pushes exact full-graph embeddings before the first step."""
+    from msgnn_lite import gas
+    from msgnn_lite.data import load_dataset
+
+    data = load_dataset("csbm:nodes=400,classes=3,features=10,seed=2")
+    seen = {}
+    import msgnn_lite.train as train_mod   # accuracy_runs imports fit from it at call time
+    original = train_mod.fit
+
+    def spy(model, data, **kw):
+        opt = kw.get("optimizer")
+        seen["groups"] = None if opt is None else [(len(g["params"]), g["weight_decay"]) for g in opt.param_groups]
+        if isinstance(model, GASGNN):
+            seen["history_norm"] = float(model.histories[0].pull().norm())
+            seen["last_ids"] = {id(p) for p in model.convs[-1].parameters()}
+            seen["zero_wd_ids"] = set() if opt is None else {
+                id(p) for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+        return original(model, data, **kw)
+
+    monkeypatch.setattr(train_mod, "fit", spy)
+    gas.accuracy_runs(data, methods=("GAS",), seeds=[0], epochs=2, weight_decay=1e-3, decay_last_layer=False,
+                      fill_histories=True, num_parts=4, parts_per_batch=2, progress=False, device="cpu")
+    assert seen["zero_wd_ids"] == seen["last_ids"]            # exactly the output layer is exempt
+    assert sorted(wd for _, wd in seen["groups"]) == [0.0, 1e-3]
+    assert seen["history_norm"] > 0                           # filled before training (zeros otherwise)
+    gas.accuracy_runs(data, methods=("GAS",), seeds=[0], epochs=2, num_parts=4, parts_per_batch=2, progress=False,
+                      device="cpu")
+    assert seen["groups"] is None and seen["history_norm"] == 0.0   # the defaults: fit's optimizer, empty histories
+
+
+def test_reference_table_averages_trained_runs_only_and_pairs_seeds():
+    import pandas as pd
+
+    from msgnn_lite import gas
+
+    rows = []
+    for seed, (full, g, mlp) in enumerate([(82.0, 81.5, 60.0), (81.0, 82.5, 59.0), (80.0, 30.0, 58.0)]):
+        rows += [{"dataset": "Cora", "method": "full batch", "seed": seed, "test_acc": full, "status": "ok"},
+                 {"dataset": "Cora", "method": "GAS", "seed": seed, "test_acc": g,
+                  "status": "did not train" if g < 50 else "ok"},
+                 {"dataset": "Cora", "method": "MLP", "seed": seed, "test_acc": mlp, "status": "ok"}]
+    t = gas.reference_table(pd.DataFrame(rows))
+    assert t.loc[("Cora", "GAS"), "runs"] == 2 and t.loc[("Cora", "GAS"), "flagged"] == 1
+    assert t.loc[("Cora", "GAS"), "test_acc"] == pytest.approx(82.0)          # the collapsed seed is left out
+    assert t.loc[("Cora", "GAS"), "paper"] == gas.PAPER_GAS_GCN["Cora"][0]
+    assert t.loc[("Cora", "full batch"), "paper"] == gas.LITERATURE_GCN["Cora"][0]
+    diff = t.loc[("Cora", "GAS - full batch")]
+    assert diff["runs"] == 2 and diff["test_acc"] == pytest.approx(((81.5 - 82.0) + (82.5 - 81.0)) / 2)
+    assert diff["min"] == pytest.approx(-0.5) and diff["max"] == pytest.approx(1.5)
+
+
+def test_reference_runs_refuses_a_graph_without_reference_settings():
+    from msgnn_lite import gas
+
+    with pytest.raises(ValueError, match="name must be one of"):
+        gas.reference_runs("ogbn-arxiv", seeds=[0])
+    with pytest.raises(ValueError, match="seeds"):
+        gas.reference_runs("Cora", seeds=[])
+
+
+def test_bench_gas_shows_a_stored_folder_and_names_a_missing_one(tmp_path, capsys):
+    import pandas as pd
+
+    from msgnn_lite.bench.__main__ import main
+
+    rows = [{"dataset": "CS", "features": "none", "method": m, "seed": s, "test_acc": a + s, "val_acc": a, "status": "ok",
+             "hardware": "x86_64 CPU, 2 cores", "written_utc": "2026-12-07T17:00:00+00:00"}
+            for s in (0, 1) for m, a in (("full batch", 91.0), ("GAS", 91.5), ("MLP", 88.0))]
+    pd.DataFrame(rows).to_csv(tmp_path / "CS.csv", index=False)
+    assert main(["gas", "--show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "x86_64 CPU, 2 cores, written 2026-12-07" in out and "GAS - full batch" in out and "91.1" in out
+    with pytest.raises(FileNotFoundError, match="--show"):
+        main(["gas", "--show", str(tmp_path / "nowhere")])

@@ -34,6 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=100)
     parser.add_argument("--lam", type=unit_interval, default=0.0, help="GLNN's lambda: weight of the true-label term")
     parser.add_argument("--temperature", type=positive_float, default=1.0)
+    parser.add_argument("--teacher-model", choices=["gcn", "sage"], default="gcn",
+                        help="the representation-distillation teacher (3x256)")
+    parser.add_argument("--teacher-lr", type=positive_float, default=0.001)
     parser.add_argument("--nodes", type=positive_int, default=500_000, help="CSBM nodes for the latency measurement")
     parser.add_argument("--avg-degree", type=positive_float, default=20.0)
     parser.add_argument("--features", type=positive_int, default=128)
@@ -82,8 +85,10 @@ def run(args) -> int:
 
     if not args.skip_representation:
         t0 = time.perf_counter()
-        rep = representation_experiment(data, seeds, epochs=args.epochs, device=dev)
+        rep = representation_experiment(data, seeds, epochs=args.epochs, teacher_model=args.teacher_model,
+                                        teacher_lr=args.teacher_lr, device=dev)
         agg = rep.groupby("model", sort=False).acc.agg(["mean", "std"])
+        agg["median best epoch"] = rep.groupby("model", sort=False).best_epoch.median()
         kd = rep[rep.model.str.endswith(": KD")].set_index("seed").acc
         agg["minus KD (pp)"] = [float((g.set_index("seed").acc - kd).mean()) for _, g in
                                 rep.groupby("model", sort=False)]

@@ -35,7 +35,7 @@ def toctree(srcdir: Path) -> str:
 
     return (block("Start here", ["docs/course"]) + block("Notebooks", course_order(srcdir))
             + block("Results", ["docs/reproduction_report", "docs/comparison/README", "docs/feature_study",
-                                "docs/multiscale_large/README",
+                                "docs/multiscale_large/README", "docs/gas_table/README",
                                 "docs/gpu", "papers"])
             + block("Reference", ["docs/api", "CONTRIBUTING"]))
 
