@@ -3,6 +3,12 @@
 One layer for every public entry point that takes a graph (:func:`check_graph`): edge ids,
 node attributes of length ``num_nodes``, finite features, labels in range (``-1`` = unlabelled,
 never selected by a split mask), finite non-negative edge weights, unique ids, permutations.
+And the small checks every public function and class runs on its arguments: finite numbers
+(:func:`check_finite`), positive scales (:func:`check_positive`), ids in range
+(:func:`check_index_range`), lengths (:func:`check_length`), known options
+(:func:`check_option`), an operator's normalisation matching the model
+(:func:`check_normalization`) and floating-point features (:func:`check_float_features`).
+Each message names the argument, the expected form and the value given.
 Each check is one vectorised pass. Trusted inner loops switch them off with
 ``with trusted():`` (or the environment variable ``MSGNN_CHECKS=0``).
 """
@@ -17,7 +23,9 @@ from torch import Tensor
 
 __all__ = ["check_edge_index", "check_positive_int", "check_mask", "check_fraction", "check_graph",
            "check_labels", "check_features", "check_edge_weight", "check_unique", "check_permutation",
-           "check_finite_loss", "TrainingDivergedError", "trusted", "checks_enabled"]
+           "check_finite_loss", "check_finite", "check_positive", "check_index_range", "check_length",
+           "check_option", "check_normalization", "check_float_features", "first_repeat", "NORMALIZATION_ALIASES",
+           "TrainingDivergedError", "trusted", "checks_enabled"]
 
 _TRUSTED = 0
 
@@ -69,6 +77,127 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return value
+
+
+def _is_real_number(value) -> bool:
+    try:
+        import numpy as np
+
+        real = (int, float, np.integer, np.floating)
+    except ImportError:  # pragma: no cover
+        real = (int, float)
+    return isinstance(value, real) and not isinstance(value, bool)
+
+
+def check_finite(value, name: str):
+    """A finite real number (returned as a float), or a tensor whose values are all finite
+    (returned as it is; the values are read only while checks are enabled)."""
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be a real number or tensor, got dtype {value.dtype}")
+        if checks_enabled() and value.is_floating_point() and value.numel():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                shown = float(value) if value.numel() == 1 else f"{bad} NaN or infinite value(s)"
+                raise ValueError(f"{name} must be finite, got {shown}")
+        return value
+    if not _is_real_number(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return v
+
+
+def check_positive(value, name: str):
+    """A finite number ``> 0`` (a scale, a degree, a temperature), or a tensor of them."""
+    value = check_finite(value, name)
+    if isinstance(value, Tensor):
+        if checks_enabled() and value.numel() and bool((value <= 0).any()):
+            shown = float(value) if value.numel() == 1 else f"a minimum of {float(value.min()):g}"
+            raise ValueError(f"{name} must be finite and > 0, got {shown}")
+        return value
+    if value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+def check_option(value, name: str, choices):
+    """One of ``choices`` (a tuple, or a dict whose keys are the options)."""
+    options = tuple(choices)
+    try:
+        known = value in options
+    except TypeError:  # e.g. an unhashable value against a dict's keys
+        known = False
+    if not known:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def check_length(value, length: int, name: str, what: str = "entries") -> Tensor:
+    """A tensor of ``length`` rows (``what`` says what a row is, e.g. "one cluster id per node")."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor with {length} {what}, got {type(value).__name__}")
+    got = value.size(0) if value.dim() else 1
+    if value.dim() == 0 or got != length:
+        raise ValueError(f"{name} must have {length} {what}, got shape {list(value.shape)}")
+    return value
+
+
+def check_index_range(ids, size: int, name: str, what: str = "node id", distinct: bool = False) -> Tensor:
+    """Ids as a 1-D int64 tensor with every value in ``[0, size)`` (``distinct``: none twice).
+
+    ``ids`` may be a tensor, a list or an int. Out of range is an :class:`IndexError` naming
+    ``name``, the id and the range; the values are read (one host read) while checks are enabled."""
+    if not isinstance(ids, Tensor):
+        if isinstance(ids, bool) or not isinstance(ids, (int, list, tuple, range)) and not _is_real_number(ids):
+            raise TypeError(f"{name} must be a 1-D integer tensor of {what}s, got {type(ids).__name__}")
+        ids = torch.as_tensor(ids)
+        if ids.dim() == 0:
+            ids = ids.view(1)
+        if ids.numel() == 0:
+            ids = ids.long()
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must be a 1-D integer tensor of {what}s (int64), got dtype {ids.dtype}")
+    if ids.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D tensor of {what}s, got shape {list(ids.shape)}")
+    if checks_enabled() and ids.numel():
+        lo, hi = torch.stack(torch.aminmax(ids)).tolist()  # one host read, also for ids on a GPU
+        if lo < 0 or hi >= size:
+            raise IndexError(f"{name} holds {what} {lo if lo < 0 else hi}, out of range; {what}s must lie in "
+                             f"[0, {size})")
+        first = first_repeat(ids) if distinct else None
+        if first is not None:
+            raise ValueError(f"{name} must hold distinct {what}s, got {what} {first} more than once")
+    return ids.long()
+
+
+NORMALIZATION_ALIASES = {"gcn": ("gcn",), "sym": ("sym",), "mean": ("mean", "rw"), "rw": ("mean", "rw"),
+                         "sum": ("sum",)}
+"""The operator normalisations a model built for a normalisation accepts (``"rw"`` is
+``"mean"``)."""
+
+
+def check_normalization(adj, expected: str, owner: str, name: str = "adj") -> None:
+    """An operator (anything with a ``normalization`` attribute, e.g. a
+    :class:`~msgnn_lite.sparse.SparseAdjacency`) built with the normalisation ``owner`` (a model or
+    layer) aggregates with. A string comparison: cheap enough for every forward."""
+    got = getattr(adj, "normalization", None)
+    if got == expected or got in NORMALIZATION_ALIASES.get(expected, ()):
+        return
+    raise ValueError(f"{name} is an operator with normalization={got!r}, but {owner} aggregates with "
+                     f"normalization={expected!r}; build it with build_adjacency(edge_index, num_nodes, "
+                     f"{expected!r}), or pass the edge_index and let the model build its operator")
+
+
+def check_float_features(x, name: str = "x") -> Tensor:
+    """Features a layer multiplies by float weights: a floating-point tensor (a dtype check only)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of node features, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point features, got dtype {x.dtype}; pass {name}.float() "
+                        f"(msgnn_lite.train.fit casts integer features itself)")
+    return x
 
 
 def check_fraction(value, name: str, low_open: bool = True, high_closed: bool = True) -> float:
@@ -177,12 +306,21 @@ def check_edge_weight(edge_weight, num_edges: int, name: str = "edge_weight", no
     return edge_weight
 
 
+def first_repeat(ids: Tensor) -> int | None:
+    """The smallest value ``ids`` holds more than once, or ``None`` (one sort, one host read)."""
+    if ids.numel() < 2:
+        return None
+    k = ids.reshape(-1).sort().values
+    dup = k[1:][k[1:] == k[:-1]]
+    return int(dup[0]) if dup.numel() else None
+
+
 def check_unique(ids: Tensor, name: str) -> Tensor:
     """Node ids that must not repeat (a node listed twice would be counted twice or lose edges)."""
-    if checks_enabled() and ids.numel() > 1 and torch.unique(ids).numel() != ids.numel():
-        dup = ids.sort().values
-        first = int(dup[1:][dup[1:] == dup[:-1]][0])
-        raise ValueError(f"{name} lists node {first} more than once; its ids must be distinct")
+    if checks_enabled():
+        first = first_repeat(ids)
+        if first is not None:
+            raise ValueError(f"{name} lists node {first} more than once; its ids must be distinct")
     return ids
 
 

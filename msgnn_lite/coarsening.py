@@ -196,6 +196,7 @@ def select_nodes(edge_index: Tensor, num_nodes: int, m: int, method: str = "rand
     ``epoch`` picks the branch of ``"alternate"``.
     """
     num_nodes = check_positive_int(num_nodes, "num_nodes")
+    edge_index = check_edge_index(edge_index, num_nodes)
     m = check_positive_int(m, "m")
     if m > num_nodes:
         raise ValueError(f"m must be <= num_nodes={num_nodes}, got {m}")

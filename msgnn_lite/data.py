@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .checks import check_edge_index, check_fraction, check_positive_int
+from .checks import check_edge_index, check_finite, check_fraction, check_positive, check_positive_int
 
 __all__ = [
     "DATASETS",
@@ -476,8 +476,8 @@ def make_csbm(num_nodes: int, avg_degree: float, num_classes: int, num_features:
         raise ValueError(f"num_classes={c} is too many for num_nodes={n}; need at least 2 nodes per class")
     if c == 1 and h < 1.0:
         raise ValueError("homophily < 1 needs num_classes >= 2 (edges between classes)")
-    if not (avg_degree > 0):
-        raise ValueError(f"avg_degree must be > 0, got {avg_degree}")
+    avg_degree = check_positive(avg_degree, "avg_degree")
+    feature_signal = check_finite(feature_signal, "feature_signal")
     check_fraction(train_ratio, "train_ratio")
     check_fraction(val_ratio, "val_ratio", low_open=False)
     if train_ratio + val_ratio >= 1:
@@ -594,7 +594,10 @@ def edge_homophily(edge_index: Tensor, y: Tensor) -> float:
 
 
 def describe(data: Data) -> dict:
-    """Deterministic summary statistics of a node-classification graph (for tables and tests)."""
+    """Deterministic summary statistics of a node-classification graph (for tables and tests).
+
+    A graph without labels (no ``y``) or without features is described too: ``classes`` and
+    ``features`` are then 0 and ``edge_homophily`` is left out."""
     n = int(data.num_nodes)
     e = int(data.edge_index.size(1))
     out = {
@@ -603,12 +606,18 @@ def describe(data: Data) -> dict:
         "edges": e,
         "avg_degree": round(e / n, 2),
         "features": int(data.x.size(1)) if data.x is not None else 0,
-        "classes": int(getattr(data, "num_classes", int(data.y.max()) + 1)),
     }
+    y = data.y if "y" in data and isinstance(data.y, torch.Tensor) else None
+    if isinstance(getattr(data, "num_classes", None), int):
+        out["classes"] = data.num_classes
+    elif y is not None and y.numel() and not y.is_floating_point():
+        out["classes"] = int(y.max()) + 1
+    else:
+        out["classes"] = 0  # a graph without labels
     for key in ("train_mask", "val_mask", "test_mask"):
         if key in data:
             out[key.replace("_mask", "")] = int(data[key].sum())
-    if data.y is not None and data.y.dim() == 1 and e > 0:
+    if y is not None and y.dim() == 1 and y.numel() == n and e > 0:
         out["edge_homophily"] = round(edge_homophily(data.edge_index, data.y), 3)
     return out
 

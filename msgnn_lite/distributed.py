@@ -330,7 +330,7 @@ class _Rank:
             out = model(take_rows(self.x, n_id), op, n_id=n_id, batch_size=loc.numel())
             y, mask = self.y[loc], self.train_mask[loc]
         else:
-            b = self.loader.batch(clusters + self.rank * self.k)
+            b = self.loader._batch(clusters + self.rank * self.k)  # this rank's ids of a permutation: in range
             out = model(b.x, b.edge_index)
             y, mask = b.y, b.train_mask
         count = mask.sum()  # a tensor: no host sync per batch

@@ -226,10 +226,10 @@ class GASLoader(ClusterLoader):
             pin_memory = self.adj.device.type == "cpu" and torch.cuda.is_available()
         self.pin_memory = bool(pin_memory)
 
-    def batch(self, clusters: Tensor) -> Data:
-        """The batch made of ``clusters`` (cluster ids) and their halo."""
+    def _batch(self, clusters: Tensor) -> Data:
+        """The batch made of ``clusters`` (cluster ids, checked by :meth:`ClusterLoader.batch`) and their halo."""
         cd = self.cluster_data
-        clusters = torch.as_tensor(clusters, dtype=torch.long, device=cd.partptr.device)
+        clusters = clusters.to(cd.partptr.device)
         sizes = cd.partptr[clusters + 1] - cd.partptr[clusters]
         nodes = take_rows(cd.perm, torch.repeat_interleave(cd.partptr[clusters], sizes) + _segment_arange(sizes))
         n_id, adj = halo_operator(self.adj, nodes)

@@ -32,10 +32,12 @@ what keeps a batch's GCN normalisation (degrees) identical to the full-batch mod
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
-from .checks import check_positive_int
+from .checks import check_index_range, check_positive_int
 from .loader import _segment_arange
 from .sparse import SparseAdjacency, _csr, take_rows
 from .utils import resolve_device
@@ -46,21 +48,11 @@ _DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def check_node_ids(n_id, num_nodes: int, name: str = "n_id", distinct: bool = False) -> Tensor:
-    """Check a 1-D integer tensor of node ids in ``[0, num_nodes)`` (optionally distinct)."""
+    """Check a 1-D integer tensor of node ids in ``[0, num_nodes)`` (optionally distinct):
+    :func:`msgnn_lite.checks.check_index_range` for a tensor."""
     if not isinstance(n_id, Tensor):
         raise TypeError(f"{name} must be a 1-D integer tensor of node ids, got {type(n_id).__name__}")
-    if n_id.is_floating_point() or n_id.is_complex() or n_id.dtype == torch.bool:
-        raise TypeError(f"{name} must be a 1-D integer tensor of node ids (int64), got dtype {n_id.dtype}")
-    if n_id.dim() != 1:
-        raise ValueError(f"{name} must be a 1-D tensor of node ids, got shape {list(n_id.shape)}")
-    if n_id.numel():
-        lo, hi = torch.stack(torch.aminmax(n_id)).tolist()  # one host read, also for ids on a GPU
-        if lo < 0 or hi >= num_nodes:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"{name} holds node id {bad}, out of range; ids must lie in [0, {num_nodes})")
-        if distinct and torch.unique(n_id).numel() != n_id.numel():
-            raise ValueError(f"{name} must hold distinct node ids, got duplicates")
-    return n_id.long()
+    return check_index_range(n_id, num_nodes, name, distinct=distinct)
 
 
 class History:
@@ -78,7 +70,8 @@ class History:
         (half the bytes, ~1e-3 relative rounding) or ``torch.float64``.
     pin_memory:
         Page-lock a CPU store so that copies to and from a GPU run asynchronously. ``None``
-        (default): pin when the store is on the CPU and CUDA is available.
+        (default): pin when the store is on the CPU and CUDA is available. ``True`` without
+        CUDA falls back to ordinary memory with a ``RuntimeWarning``.
 
     Rows start at zero (``age == -1``: never pushed). Node ids may live on any device; the
     hot path (:class:`msgnn_lite.gas.GASGNN`) checks them once per batch, moves them to the
@@ -96,6 +89,11 @@ class History:
             pin_memory = self.device.type == "cpu" and torch.cuda.is_available()
         if pin_memory and self.device.type != "cpu":
             raise ValueError(f"pin_memory=True needs a CPU history, got device={self.device}")
+        if pin_memory and not torch.cuda.is_available():  # page-locked memory needs a CUDA driver
+            warnings.warn("History(pin_memory=True): CUDA is not available, so the store is not pinned "
+                          "(pinned memory only speeds up copies to a GPU); using ordinary memory",
+                          RuntimeWarning, stacklevel=2)
+            pin_memory = False
         self._emb = torch.zeros(self.num_nodes, self.num_channels, dtype=dtype, device=self.device)
         if pin_memory:
             self._emb = self._emb.pin_memory()

@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from .checks import check_positive_int
+from .checks import check_finite, check_index_range, check_labels, check_positive, check_positive_int
 from .loader import check_loader_options, induced_subgraph, to_csr
 from .partition import cache_dir, graph_key, metis_partition
 from .ppr import HAVE_NUMBA, as_node_ids, check_alpha, check_eps, push_ppr, topic_ppr
@@ -213,11 +213,10 @@ def batch_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tenso
     if num_partitions > num_nodes:
         raise ValueError(f"num_partitions={num_partitions} exceeds num_nodes={num_nodes}; "
                          "need num_partitions <= num_nodes")
-    ratio = float(batch_expand_ratio)
-    if not ratio > 0:
-        raise ValueError(f"batch_expand_ratio must be > 0, got {batch_expand_ratio}")
+    ratio = check_positive(batch_expand_ratio, "batch_expand_ratio")
+    output_nodes = as_node_ids(output_nodes, num_nodes, "output_nodes")  # distinct ids in range, on the CPU
     dev = edge_index.device
-    edge_index, output_nodes = edge_index.cpu(), output_nodes.cpu()
+    edge_index = edge_index.cpu()
     t0 = time.perf_counter()
     part = metis_partition(edge_index, num_nodes, num_partitions, seed=seed)
     t1 = time.perf_counter()
@@ -249,10 +248,23 @@ def batch_wise_node_sets(edge_index: Tensor, num_nodes: int, output_nodes: Tenso
 def label_distributions(outputs: list[Tensor], y: Tensor, num_classes: int | None = None,
                         smoothing: float = 1e-3) -> Tensor:
     """``[num_batches, num_classes]``: each batch's label histogram over its output nodes,
-    normalized, with ``smoothing`` added so the KL divergence stays finite. On ``y``'s device."""
+    normalized, with ``smoothing`` added so the KL divergence stays finite. On ``y``'s device.
+
+    Unlabelled output nodes (``y = -1``) are left out of the histograms (a batch of unlabelled
+    nodes only gets the uniform ``smoothing``); labels must lie in ``[0, num_classes)``."""
+    if not isinstance(y, Tensor) or y.is_floating_point():
+        raise TypeError(f"y must be an integer tensor of class ids (-1: unlabelled), got "
+                        f"{y.dtype if isinstance(y, Tensor) else type(y).__name__}")
     y = y.view(-1)
-    c = int(y.max()) + 1 if num_classes is None else num_classes
-    hist = torch.stack([torch.bincount(y[o.to(y.device)], minlength=c).double() for o in outputs])
+    smoothing = check_finite(smoothing, "smoothing")
+    if not outputs:
+        raise ValueError("outputs is empty; it must list each batch's output nodes")
+    if smoothing <= 0:
+        raise ValueError(f"smoothing must be > 0 (it keeps the KL divergence finite), got {smoothing}")
+    c = max(int(y.max()) + 1, 1) if num_classes is None else check_positive_int(num_classes, "num_classes")
+    check_labels(y, num_classes=c, name="y")
+    outs = [check_index_range(o, y.numel(), f"outputs[{i}]").to(y.device) for i, o in enumerate(outputs)]
+    hist = torch.stack([torch.bincount(y[o][y[o] >= 0], minlength=c).double() for o in outs])
     hist = hist / hist.sum(1, keepdim=True).clamp(min=1) + smoothing
     return hist / hist.sum(1, keepdim=True)
 

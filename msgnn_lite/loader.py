@@ -45,7 +45,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from .checks import check_edge_index, check_graph, check_positive_int, check_unique
+from .checks import (check_edge_index, check_features, check_graph, check_index_range, check_positive_int,
+                     checks_enabled, first_repeat)
 from .sparse import SparseAdjacency, _csr, build_adjacency
 from .sparse import take_rows as _take
 from .utils import device_generator
@@ -222,7 +223,7 @@ def induced_subgraph(csr: CSRGraph, n_id: Tensor, assoc: Tensor | None = None) -
     graph's edge count. ``assoc`` is an optional all ``-1`` scratch vector of length
     ``num_nodes`` (reused across calls; it is all ``-1`` again on return)."""
     dev = csr.rowptr.device
-    n_id = n_id.to(dev)
+    n_id = check_index_range(n_id, csr.num_nodes, "n_id", distinct=True).to(dev)  # once per call: set-up code
     own = assoc is None
     if own:
         assoc = torch.full((csr.num_nodes,), -1, dtype=torch.long, device=dev)
@@ -242,6 +243,21 @@ def induced_subgraph(csr: CSRGraph, n_id: Tensor, assoc: Tensor | None = None) -
     return edge_index, e_id
 
 
+_WHY_DISTINCT = ("a batch holds each node once (n_id lists distinct nodes, and the sampled edges are "
+                 "relabelled through one local id per node), so a seed may repeat across batches but not "
+                 "within one")
+
+
+def check_seeds(seeds, num_nodes: int, name: str = "seeds") -> Tensor:
+    """The seeds of one batch: node ids in ``[0, num_nodes)``, none twice (see ``_WHY_DISTINCT``)."""
+    seeds = check_index_range(seeds, num_nodes, name)
+    if checks_enabled():
+        v = first_repeat(seeds)
+        if v is not None:
+            raise ValueError(f"{name} lists node {v} more than once; {_WHY_DISTINCT}")
+    return seeds
+
+
 def _as_index(input_nodes, num_nodes: int, device) -> Tensor:
     if input_nodes is None:
         return torch.arange(num_nodes, device=device)
@@ -257,7 +273,6 @@ def _as_index(input_nodes, num_nodes: int, device) -> Tensor:
         idx = input_nodes.long()
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_nodes):
             raise ValueError(f"input_nodes holds ids outside [0, {num_nodes})")
-        check_unique(idx, "input_nodes")  # a seed listed twice would be rejected in some batches only
     if idx.numel() == 0:
         raise ValueError("input_nodes selects no node; it must select at least one")
     return idx.to(device)
@@ -277,7 +292,12 @@ class NeighborLoader:
     num_neighbors:
         Fanout per hop, e.g. ``[15, 10]``; ``-1`` takes all neighbors at that hop.
     input_nodes:
-        Seeds: a bool mask, an index tensor or ``None`` (all nodes).
+        Seeds: a bool mask, an index tensor or ``None`` (all nodes). An index tensor may list a
+        node more than once (to oversample a class, or to draw one node many times): copies go
+        to different batches. A batch holds each node once, so two copies of a node in the same
+        batch are refused at construction (without ``shuffle``: copies closer than
+        ``batch_size``; with ``shuffle``: more copies of a node than batches in an epoch). With
+        repeats and ``shuffle`` the epoch's batches differ in size by at most one.
     replace:
         Sample with replacement (default: without, as GraphSAGE and PyG).
     transform:
@@ -328,8 +348,53 @@ class NeighborLoader:
         self.generator = device_generator(generator, self.device)  # random numbers drawn where the graph lives
         self.csr = to_csr(data.edge_index, n, by="dst")
         self.input_nodes = _as_index(input_nodes, n, self.device)
+        self._repeats = self._check_repeats()
         self._assoc = torch.full((n,), -1, dtype=torch.long, device=self.device)
         self._keys = attribute_keys(data)
+
+    def _check_repeats(self) -> bool:
+        """Seeds may repeat across batches (oversampling a class, drawing a node many times), never
+        within one. Checked once here, so the batches need no per-batch check: without shuffling the
+        fixed batches are checked; with shuffling each node must repeat at most once per batch of the
+        epoch (:meth:`_spread_batches` then places its copies in different batches)."""
+        seeds, bs, n = self.input_nodes, self.batch_size, self.data.num_nodes
+        if bs == 1 or seeds.numel() < 2 or torch.unique(seeds).numel() == seeds.numel():
+            return False
+        if not self.shuffle:
+            batch = torch.arange(seeds.numel(), device=seeds.device) // bs
+            key = first_repeat(batch * n + seeds)
+            if key is not None:
+                raise ValueError(f"input_nodes lists node {key % n} twice within batch {key // n} (batch_size={bs}, "
+                                 f"shuffle=False); {_WHY_DISTINCT}. Place the copies at least batch_size apart, or "
+                                 f"use shuffle=True (copies then go to different batches) or batch_size=1")
+            return True
+        num_batches = len(self)
+        counts = torch.unique(seeds, return_counts=True)
+        most = int(counts[1].max())
+        if num_batches and most > num_batches:
+            node = int(counts[0][counts[1].argmax()])
+            raise ValueError(f"input_nodes lists node {node} {most} times, but an epoch has only {num_batches} "
+                             f"batches of batch_size={bs}; {_WHY_DISTINCT}. Use a smaller batch_size (at most "
+                             f"{seeds.numel() // most}) or fewer copies")
+        return True
+
+    def _spread_batches(self) -> list[Tensor]:
+        """One epoch's batches of shuffled seeds when some seeds repeat: the distinct nodes in a
+        random order with each node's copies next to each other, dealt round-robin into the
+        epoch's batches, so the copies of a node (at most one per batch, checked at construction)
+        land in different batches. Batches then differ in size by at most one (all ``batch_size``
+        with ``drop_last``); without repeats this is the same as a plain shuffle."""
+        seeds, gen = self.input_nodes, self.generator
+        num_batches = len(self)
+        shuffled = seeds[torch.randperm(seeds.numel(), device=seeds.device, generator=gen)]
+        _, group = torch.unique(shuffled, return_inverse=True)
+        rank = torch.randperm(int(group.max()) + 1, device=seeds.device, generator=gen)[group]
+        grouped = shuffled[torch.sort(rank, stable=True).indices]
+        if self.drop_last:
+            grouped = grouped[:num_batches * self.batch_size]
+        slot = torch.arange(grouped.numel(), device=seeds.device) % num_batches
+        sizes = torch.bincount(slot, minlength=num_batches).tolist()
+        return list(torch.split(grouped[torch.sort(slot, stable=True).indices], sizes))
 
     def __len__(self) -> int:
         n = self.input_nodes.numel()
@@ -337,18 +402,25 @@ class NeighborLoader:
 
     def __iter__(self):
         seeds = self.input_nodes
-        if self.shuffle:
-            perm = torch.randperm(seeds.numel(), device=seeds.device, generator=self.generator)
-            seeds = seeds[perm]
-        for i in range(len(self)):
-            yield self.sample(seeds[i * self.batch_size:(i + 1) * self.batch_size])
+        if self.shuffle and self._repeats:
+            batches = self._spread_batches()
+        else:
+            if self.shuffle:
+                perm = torch.randperm(seeds.numel(), device=seeds.device, generator=self.generator)
+                seeds = seeds[perm]
+            batches = (seeds[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self)))
+        for batch in batches:  # checked at construction: ids in range, none twice within a batch
+            yield self._sample(batch)
 
-    def sample_nodes(self, seeds: Tensor) -> tuple[Tensor, Tensor, Tensor, list[int], list[int]]:
-        """The sampling alone: ``(n_id, local edge_index, e_id, nodes per hop, edges per hop)``."""
+    def sample_nodes(self, seeds) -> tuple[Tensor, Tensor, Tensor, list[int], list[int]]:
+        """The sampling alone: ``(n_id, local edge_index, e_id, nodes per hop, edges per hop)``.
+
+        ``seeds``: distinct node ids (a tensor or a list) in ``[0, num_nodes)``."""
+        return self._sample_nodes(check_seeds(seeds, self.data.num_nodes))
+
+    def _sample_nodes(self, seeds: Tensor) -> tuple[Tensor, Tensor, Tensor, list[int], list[int]]:
         assoc = self._assoc
         seeds = seeds.to(self.device)
-        if torch.unique(seeds).numel() != seeds.numel():
-            raise ValueError("seed nodes of a batch must be distinct")
         n_ids = [seeds]
         assoc[seeds] = torch.arange(seeds.numel(), device=self.device)
         frontier, frontier_start, total = seeds, 0, seeds.numel()
@@ -373,9 +445,13 @@ class NeighborLoader:
         edge_index = torch.stack([torch.cat(rows), torch.cat(cols)])
         return n_id, edge_index, torch.cat(eids), nodes_per_hop, edges_per_hop
 
-    def sample(self, seeds: Tensor) -> Data:
-        """One batch for the given seed nodes (global ids)."""
-        n_id, edge_index, e_id, nph, eph = self.sample_nodes(seeds)
+    def sample(self, seeds) -> Data:
+        """One batch for the given seed nodes: distinct global ids (a tensor or a list) in
+        ``[0, num_nodes)``, checked (an id out of range is an ``IndexError`` naming ``seeds``)."""
+        return self._sample(check_seeds(seeds, self.data.num_nodes))
+
+    def _sample(self, seeds: Tensor) -> Data:
+        n_id, edge_index, e_id, nph, eph = self._sample_nodes(seeds)
         batch = subgraph_batch(self.data, self._keys, edge_index, n_id, e_id)
         batch.batch_size = int(seeds.numel())
         batch.input_id = seeds
@@ -428,6 +504,7 @@ def sampled_gcn_operator(batch: Data, degree: Tensor) -> SparseAdjacency:
 def receptive_field_size(data: Data, num_neighbors, seeds: Tensor, generator=None) -> list[int]:
     """Cumulative number of distinct nodes touched after each hop when sampling
     ``num_neighbors`` from ``seeds`` (``-1``: the full ``L``-hop neighborhood)."""
+    seeds = check_seeds(seeds, data.num_nodes)
     loader = NeighborLoader(data, num_neighbors, batch_size=max(int(seeds.numel()), 1), generator=generator)
     _, _, _, nph, _ = loader.sample_nodes(seeds)
     out, acc = [], 0
@@ -457,7 +534,7 @@ def layerwise_inference(model: nn.Module, data: Data, batch_size: int = 4096, de
     n = data.num_nodes
     full = build_adjacency(data.edge_index.to(dev), n, model.normalization).matrix
     crow, colidx, vals = full.crow_indices(), full.col_indices(), full.values()
-    h = data.x if x is None else x
+    h = check_features(data.x if x is None else x, n, "x" if x is not None else "data.x")
     if h.layout != torch.strided:  # sparse bag-of-words features: rows are gathered densely
         h = h.to_dense()
     assoc = torch.full((n,), -1, dtype=torch.long, device=dev)

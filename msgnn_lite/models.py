@@ -4,7 +4,10 @@ The layers keep PyG's parameter names (``GCNConv.lin`` + ``bias``, ``SAGEConv.li
 ``lin_r``), so a state dict moves between ``torch_geometric.nn.GCNConv`` /
 ``SAGEConv`` and these classes unchanged, and the outputs agree to float tolerance.
 A layer's ``forward(x, adj)`` takes either a :class:`~msgnn_lite.sparse.SparseAdjacency`
-(built once, reused every step) or a plain ``edge_index`` (converted and cached).
+(built once, reused every step) or a plain ``edge_index`` (converted and cached). A ready
+operator must carry the normalisation the layer aggregates with (``GCNConv``: ``"gcn"``,
+``SAGEConv``: ``"mean"`` or its alias ``"rw"``), and ``x`` must hold floating-point features:
+both are refused with a message otherwise (two attribute checks per forward, no tensor read).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import check_fraction, check_positive_int
+from .checks import check_float_features, check_fraction, check_normalization, check_positive_int
 from .sparse import SparseAdjacency, cached_adjacency, propagate
 
 __all__ = ["GCNConv", "SAGEConv", "GCN", "SAGE", "MLP", "as_adjacency", "feature_dropout", "linear"]
@@ -51,11 +54,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out + bias if bias is not None else out
 
 
-def as_adjacency(adj, num_nodes: int, normalization: str) -> SparseAdjacency:
-    """Accept a ready :class:`SparseAdjacency` or an ``edge_index`` (cached conversion)."""
+def as_adjacency(adj, num_nodes: int, normalization: str, owner: str = "the model") -> SparseAdjacency:
+    """Accept a ready :class:`SparseAdjacency` or an ``edge_index`` (cached conversion).
+
+    A ready operator must have been built with ``normalization`` (the one ``owner`` aggregates
+    with; :func:`msgnn_lite.checks.check_normalization`): a GCN given a ``"sum"`` or ``"mean"``
+    operator would otherwise run and aggregate with the wrong weights."""
     if isinstance(adj, SparseAdjacency):
         if adj.num_nodes != num_nodes:
             raise ValueError(f"adjacency has {adj.num_nodes} nodes but x has {num_nodes} rows")
+        check_normalization(adj, normalization, owner)
         return adj
     if isinstance(adj, Tensor):
         return cached_adjacency(adj, num_nodes, normalization)
@@ -81,7 +89,8 @@ class GCNConv(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor, adj) -> Tensor:
-        adj = as_adjacency(adj, x.size(0), self.normalization)
+        check_float_features(x)
+        adj = as_adjacency(adj, x.size(0), self.normalization, type(self).__name__)
         # Multiply by W on the narrower side of the layer: A (X W) == (A X) W.
         if self.out_channels <= self.in_channels or _is_sparse(x):
             out = propagate(adj, linear(x, self.lin.weight))
@@ -111,7 +120,8 @@ class SAGEConv(nn.Module):
             self.lin_r.reset_parameters()
 
     def forward(self, x: Tensor, adj) -> Tensor:
-        adj = as_adjacency(adj, x.size(0), self.normalization)
+        check_float_features(x)
+        adj = as_adjacency(adj, x.size(0), self.normalization, type(self).__name__)
         if self.out_channels < self.in_channels or _is_sparse(x):  # aggregate the narrower side
             out = propagate(adj, linear(x, self.lin_l.weight))
             if self.lin_l.bias is not None:
@@ -150,8 +160,11 @@ class _Stack(nn.Module):
             norm.reset_parameters()
 
     def forward(self, x: Tensor, adj) -> Tensor:
+        check_float_features(x)  # integer features: a message saying to pass floats (fit casts them)
         if isinstance(adj, Tensor):  # convert an edge_index once for all layers
             adj = cached_adjacency(adj, x.size(0), self.normalization)
+        else:
+            adj = as_adjacency(adj, x.size(0), self.normalization, type(self).__name__)
         x = feature_dropout(x, self.input_dropout, self.training)
         for i, conv in enumerate(self.convs):
             x = conv(x, adj)
@@ -192,6 +205,7 @@ class MLP(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: Tensor, adj=None) -> Tensor:
+        check_float_features(x)
         for i, lin in enumerate(self.lins):
             x = feature_dropout(x, self.dropout, self.training)
             x = linear(x, lin.weight, lin.bias)

@@ -563,6 +563,11 @@ def gradient_study(model: nn.Module, data: Data, estimators: dict, samples: int 
     * ``cost``: mean work per draw in fine-gradient units;
     * ``bias``: ``|E g - g_0| / |g_0|`` (includes Monte Carlo error ``~ sqrt(var / samples)``);
     * ``variance``: ``E |g - E g|^2 / |g_0|^2``;
+    * ``mc_noise``: ``sqrt(variance / samples)``, the ``bias`` an unbiased estimator shows from
+      its draws alone (the expected norm of the mean's error; over many gradient coordinates the
+      norm concentrates near it);
+    * ``bias_over_noise``: ``bias / mc_noise``; near 1 is what an unbiased estimator gives, well
+      above 1 (say 2 or more) is a bias the draws can tell from noise;
     * ``mse_equal_cost``: ``bias^2 + variance * cost``, the relative squared error when a
       budget of one exact gradient is spent averaging independent draws;
     * ``cosine``: mean cosine similarity of a single draw with ``g_0``.
@@ -591,7 +596,9 @@ def gradient_study(model: nn.Module, data: Data, estimators: dict, samples: int 
         var = float(((g - mean) ** 2).sum(1).mean()) / norm**2
         cost = sum(costs) / len(costs)
         cos = float(F.cosine_similarity(g, exact.unsqueeze(0), dim=1).mean())
-        rows.append({"estimator": name, "cost": cost, "bias": bias, "variance": var,
+        noise = math.sqrt(var / samples)
+        rows.append({"estimator": name, "cost": cost, "bias": bias, "variance": var, "mc_noise": noise,
+                     "bias_over_noise": bias / noise if noise > 0 else float("nan"),
                      "mse_equal_cost": bias**2 + var * cost, "cosine": cos})
     model.zero_grad(set_to_none=True)
     return pd.DataFrame(rows)

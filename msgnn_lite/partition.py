@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .checks import check_edge_index, check_positive_int
+from .checks import check_edge_index, check_finite, check_index_range, check_positive_int
 from .loader import _segment_arange, attribute_keys, check_loader_options, subgraph_batch
 from .sparse import take_rows as _take
 from .sparse import SparseAdjacency, _compress, _csr
@@ -47,8 +47,10 @@ def cache_dir() -> Path:
 
 def graph_key(edge_index: Tensor, num_nodes: int) -> str:
     """A content hash of the graph (its edge list and node count)."""
+    num_nodes = check_positive_int(num_nodes, "num_nodes")
+    edge_index = check_edge_index(edge_index, num_nodes)
     h = hashlib.sha1()
-    h.update(str(int(num_nodes)).encode())
+    h.update(str(num_nodes).encode())
     h.update(edge_index.detach().cpu().contiguous().long().numpy().tobytes())
     return h.hexdigest()[:20]
 
@@ -144,8 +146,26 @@ def partition_stats(edge_index: Tensor, part: Tensor, num_parts: int | None = No
     ``edge_cut``: number of edges (as stored, so an undirected edge counts twice) whose ends
     lie in different parts; ``edge_cut_fraction``: the same over all edges;
     ``balance``: largest part size over the mean part size (1.0 = perfectly balanced).
+
+    ``part`` holds one cluster id per node (``num_nodes`` entries, ids in ``[0, num_parts)``);
+    ``edge_index`` may refer only to those nodes.
     """
-    num_parts = int(part.max()) + 1 if num_parts is None else num_parts
+    if not isinstance(part, Tensor) or part.dim() != 1 or part.is_floating_point() or part.dtype == torch.bool:
+        got = f"{part.dtype} {list(part.shape)}" if isinstance(part, Tensor) else type(part).__name__
+        raise TypeError(f"part must be a 1-D integer tensor with one cluster id per node, got {got}")
+    if part.numel() == 0:
+        raise ValueError("part is empty; it must hold one cluster id per node")
+    edge_index = check_edge_index(edge_index)
+    if edge_index.numel():
+        hi = int(edge_index.max())
+        if hi >= part.numel():
+            raise ValueError(f"part has {part.numel()} entries but edge_index refers to node {hi}; part must hold "
+                             f"one cluster id per node (num_nodes >= {hi + 1} entries)")
+    if num_parts is None:
+        num_parts = int(part.max()) + 1
+    else:
+        num_parts = check_positive_int(num_parts, "num_parts")
+    check_index_range(part, num_parts, "part", what="cluster id")
     part = part.to(edge_index.device)
     cut = int((part[edge_index[0]] != part[edge_index[1]]).sum())
     sizes = torch.bincount(part, minlength=num_parts)
@@ -222,13 +242,18 @@ class ClusterData:
         """Cluster ``idx`` alone: the subgraph induced by its nodes (PyG's ``cluster_data[idx]``)."""
         if not -self.num_parts <= int(idx) < self.num_parts:
             raise IndexError(f"cluster index {idx} out of range for {self.num_parts} clusters")
-        return self.subgraph(torch.tensor([int(idx) % self.num_parts], device=self.partptr.device))
+        return self._subgraph(torch.tensor([int(idx) % self.num_parts], device=self.partptr.device))
 
-    def subgraph(self, clusters: Tensor) -> Data:
+    def subgraph(self, clusters) -> Data:
         """The subgraph induced by the union of ``clusters`` (edges between them included),
-        nodes cluster after cluster, with ``n_id`` (original ids) and ``e_id``."""
+        nodes cluster after cluster, with ``n_id`` (original ids) and ``e_id``. ``clusters``:
+        distinct cluster ids (a tensor or a list) in ``[0, num_parts)``, checked."""
+        clusters = check_index_range(clusters, self.num_parts, "clusters", what="cluster id", distinct=True)
+        return self._subgraph(clusters)
+
+    def _subgraph(self, clusters: Tensor) -> Data:
         dev = self.partptr.device
-        clusters = torch.as_tensor(clusters, dtype=torch.long, device=dev)
+        clusters = clusters.to(dev)
         sizes = self.partptr[clusters + 1] - self.partptr[clusters]
         # Sorted positions of the chosen clusters' nodes, cluster after cluster.
         pos = torch.repeat_interleave(self.partptr[clusters], sizes) + _segment_arange(sizes)
@@ -297,6 +322,8 @@ class ClusterLoader:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if self.batch_size > cluster_data.num_parts:
             raise ValueError(f"batch_size={batch_size} exceeds num_parts={cluster_data.num_parts}")
+        if diag_lambda is not None:
+            diag_lambda = check_finite(diag_lambda, "diag_lambda")
         self.shuffle, self.drop_last, self.diag_lambda = shuffle, drop_last, diag_lambda
         self.generator = device_generator(generator, cluster_data.partptr.device)  # draws where the clusters live
         self._node_keys, self._edge_keys = cluster_data._keys
@@ -310,12 +337,16 @@ class ClusterLoader:
         dev = cd.partptr.device
         order = torch.randperm(cd.num_parts, device=dev, generator=self.generator) if self.shuffle \
             else torch.arange(cd.num_parts, device=dev)
-        for i in range(len(self)):
-            yield self.batch(order[i * self.batch_size:(i + 1) * self.batch_size])
+        for i in range(len(self)):  # a slice of a permutation: distinct ids in range, no check needed
+            yield self._batch(order[i * self.batch_size:(i + 1) * self.batch_size])
 
-    def batch(self, clusters: Tensor) -> Data:
-        """The subgraph induced by the union of ``clusters``."""
-        out = self.cluster_data.subgraph(clusters)
+    def batch(self, clusters) -> Data:
+        """The subgraph induced by the union of ``clusters`` (distinct cluster ids, checked)."""
+        cd = self.cluster_data
+        return self._batch(check_index_range(clusters, cd.num_parts, "clusters", what="cluster id", distinct=True))
+
+    def _batch(self, clusters: Tensor) -> Data:
+        out = self.cluster_data._subgraph(clusters)
         if self.diag_lambda is not None:
             out.adj = diag_enhanced_adjacency(out.edge_index, out.num_nodes, self.diag_lambda)
         return out

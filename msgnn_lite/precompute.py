@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from .checks import check_fraction, check_mask, check_positive_int
+from .checks import check_features, check_finite, check_fraction, check_mask, check_positive_int, checks_enabled
 from .models import GCN, feature_dropout, linear
 from .sparse import SparseAdjacency, build_adjacency, cached_adjacency, propagate, take_rows
 from .train import TrainResult, accuracy, fit
@@ -59,6 +59,7 @@ def _check_x(x: Tensor, adj: SparseAdjacency, name: str = "x") -> None:
     if not isinstance(x, Tensor) or x.dim() != 2 or x.size(0) != adj.num_nodes:
         shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor of shape [{adj.num_nodes}, F] matching adj, got {shape}")
+    check_features(x, adj.num_nodes, name)  # NaN or inf would spread to every neighbour, hop after hop
 
 
 def _dense(x: Tensor) -> Tensor:
@@ -254,18 +255,28 @@ def _check_alpha(alpha, name: str) -> float:
         raise ValueError(f"{name} must be a number in [0, 1], got {alpha!r}") from None
 
 
-def _check_labels(y: Tensor, n: int, name: str = "y_true") -> Tensor:
+def _check_labels(y: Tensor, n: int, num_classes: int, train_mask: Tensor, name: str = "y_true") -> Tensor:
+    """Integer class ids ``[n]``; on the training rows (the only ones read) in ``[0, num_classes)``."""
     if not isinstance(y, Tensor) or y.dim() != 1 or y.numel() != n or y.is_floating_point():
         shape = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise ValueError(f"{name} must be an integer tensor of shape [{n}] (class ids), got {shape}")
+    check_mask(train_mask, n, "train_mask")
+    if checks_enabled():
+        lo, hi = torch.stack(torch.aminmax(y[train_mask.to(y.device)])).tolist()  # one host read, set-up code
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"{name} holds label {lo if lo < 0 else hi} on a training node (train_mask); the "
+                             f"training labels must lie in [0, {num_classes}), the {num_classes} classes of y_soft")
     return y
 
 
 def _check_soft(y_soft: Tensor, adj: SparseAdjacency) -> None:
+    if not isinstance(adj, SparseAdjacency):
+        raise TypeError(f"adj must be a SparseAdjacency (msgnn_lite.sparse.build_adjacency), got {type(adj).__name__}")
     if not isinstance(y_soft, Tensor) or y_soft.dim() != 2 or y_soft.size(0) != adj.num_nodes:
         shape = list(y_soft.shape) if isinstance(y_soft, Tensor) else type(y_soft).__name__
         raise ValueError(f"y_soft must have shape [{adj.num_nodes}, num_classes] (one row of class probabilities "
                          f"per node), got {shape}")
+    check_features(y_soft, adj.num_nodes, "y_soft")
 
 
 @torch.no_grad()
@@ -321,8 +332,8 @@ def correct(y_soft: Tensor, y_true: Tensor, train_mask: Tensor, adj: SparseAdjac
     """
     _check_soft(y_soft, adj)
     n, c = y_soft.shape
-    y_true = _check_labels(y_true, n)
-    check_mask(train_mask, n, "train_mask")
+    y_true = _check_labels(y_true, n, c, train_mask)
+    scale = check_finite(scale, "scale")
     y_soft, y_true, train_mask, rows = _on_operator(adj, y_soft, y_true, train_mask)
     # onehot(y) - y_soft on the training rows, 0 elsewhere (y_true of other rows is never used)
     residual = torch.where(rows, _one_hot(y_true, c, y_soft.dtype) - y_soft, torch.zeros_like(y_soft))
@@ -346,8 +357,7 @@ def smooth(y_soft: Tensor, y_true: Tensor, train_mask: Tensor, adj: SparseAdjace
     Runs on ``adj``'s device (inputs elsewhere are copied there); the output is on it."""
     _check_soft(y_soft, adj)
     n, c = y_soft.shape
-    y_true = _check_labels(y_true, n)
-    check_mask(train_mask, n, "train_mask")
+    y_true = _check_labels(y_true, n, c, train_mask)
     y_soft, y_true, train_mask, rows = _on_operator(adj, y_soft, y_true, train_mask)
     known = _one_hot(y_true, c, y_soft.dtype)  # used on the training rows only
     g0 = torch.where(rows, known, y_soft)

@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import check_edge_index, check_fraction, check_positive_int
+from .checks import (check_edge_index, check_finite, check_float_features, check_fraction, check_positive,
+                     check_positive_int)
 from .models import as_adjacency, feature_dropout, linear
 from .sparse import SparseAdjacency, cached_adjacency, propagate
 from .utils import device_generator, to_device
@@ -109,10 +110,19 @@ def quant_params(lo, hi, bits: int, symmetric: bool) -> tuple[Tensor, Tensor]:
 
     The range is first widened to contain 0, so that zero (padding, ReLU output, dropped
     features) is represented exactly. Symmetric: ``s = max(|lo|, |hi|) / qmax``, ``z = 0``.
-    Asymmetric: ``s = (hi - lo) / (qmax - qmin)``, ``z = round(qmin - lo / s)``. Tensors
-    ``lo``/``hi`` stay on their device and are never read back (the widened range always has
-    ``lo <= 0 <= hi``), so this runs every step without a host sync.
+    Asymmetric: ``s = (hi - lo) / (qmax - qmin)``, ``z = round(qmin - lo / s)``.
+
+    ``lo`` and ``hi`` must be finite (checked: one host read for tensors). The training path
+    (:class:`Quantizer`, :func:`fake_quantize_weight`) uses the unchecked twin, whose tensors
+    stay on their device and are never read back (a quantizer's range is kept finite by
+    :meth:`Quantizer.observe`), so it runs every step without a host sync.
     """
+    check_finite(lo, "lo")
+    check_finite(hi, "hi")
+    return _quant_params(lo, hi, bits, symmetric)
+
+
+def _quant_params(lo, hi, bits: int, symmetric: bool) -> tuple[Tensor, Tensor]:
     qmin, qmax = qrange(bits, symmetric)
     lo = torch.as_tensor(lo, dtype=torch.float32).clamp(max=0.0)
     hi = torch.as_tensor(hi, dtype=torch.float32).clamp(min=0.0)
@@ -124,6 +134,12 @@ def quant_params(lo, hi, bits: int, symmetric: bool) -> tuple[Tensor, Tensor]:
         scale = ((hi - lo) / (qmax - qmin)).clamp(min=tiny)
         zero_point = torch.round(qmin - lo / scale).clamp(qmin, qmax)
     return scale, zero_point
+
+
+def _check_grid(scale, zero_point) -> None:
+    """A quantization grid: a finite scale ``> 0`` and a finite zero point (numbers or tensors)."""
+    check_positive(scale, "scale")
+    check_finite(zero_point, "zero_point")
 
 
 class _FakeQuantSTE(torch.autograd.Function):
@@ -148,8 +164,14 @@ def fake_quantize(x: Tensor, scale, zero_point, bits: int, symmetric: bool = Fal
 
     Inside the representable range the error is at most ``s / 2``; outside it values are
     clipped to the nearest end. The gradient is the straight-through estimator: identity
-    inside the range, zero for clipped elements.
+    inside the range, zero for clipped elements. ``scale`` must be finite and ``> 0`` and
+    ``zero_point`` finite (checked; the training path uses the unchecked twin).
     """
+    _check_grid(scale, zero_point)
+    return _fake_quantize(x, scale, zero_point, bits, symmetric)
+
+
+def _fake_quantize(x: Tensor, scale, zero_point, bits: int, symmetric: bool = False) -> Tensor:
     qmin, qmax = qrange(bits, symmetric)
     scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
     zero_point = torch.as_tensor(zero_point, dtype=x.dtype, device=x.device)
@@ -159,7 +181,15 @@ def fake_quantize(x: Tensor, scale, zero_point, bits: int, symmetric: bool = Fal
 def quantize(x: Tensor, scale, zero_point, bits: int, symmetric: bool = False) -> Tensor:
     """The integers themselves: int8 storage up to 8 bits (asymmetric codes shifted by
     ``-2^(b-1)`` so they fit a signed byte; the zero point moves with them), int16 above
-    8 bits (asymmetric 16-bit codes in int32)."""
+    8 bits (asymmetric 16-bit codes in int32). ``scale`` must be finite and ``> 0`` (a zero
+    scale would send every value to an end of the range) and ``zero_point`` finite; ``x`` must be
+    finite (a NaN has no integer code: casting it gives an arbitrary one)."""
+    _check_grid(scale, zero_point)
+    check_finite(x, "x")
+    return _quantize(x, scale, zero_point, bits, symmetric)
+
+
+def _quantize(x: Tensor, scale, zero_point, bits: int, symmetric: bool = False) -> Tensor:
     qmin, qmax = qrange(bits, symmetric)
     q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
     if bits <= 8:
@@ -170,6 +200,8 @@ def quantize(x: Tensor, scale, zero_point, bits: int, symmetric: bool = False) -
 
 def dequantize(q: Tensor, scale, zero_point, bits: int, symmetric: bool = False) -> Tensor:
     """Inverse of :func:`quantize`: ``s (q - z)`` as float32."""
+    _check_grid(scale, zero_point)
+    bits = check_bits(bits)
     shift = 0 if symmetric or bits > 8 else 2 ** (bits - 1)
     return (q.float() + shift - zero_point) * scale
 
@@ -178,8 +210,8 @@ def fake_quantize_weight(weight: Tensor, bits: int) -> Tensor:
     """Weights: symmetric, per tensor, range from the current weights' largest magnitude
     (no state: the range always matches the weights being used)."""
     m = weight.detach().abs().max()
-    scale, zp = quant_params(-m, m, bits, symmetric=True)
-    return fake_quantize(weight, scale, zp, bits, symmetric=True)
+    scale, zp = _quant_params(-m, m, bits, symmetric=True)
+    return _fake_quantize(weight, scale, zp, bits, symmetric=True)
 
 
 # ----------------------------------------------------------------------------- range tracking
@@ -196,6 +228,8 @@ class Quantizer(nn.Module):
       and do not take part in the range estimate (they are the outliers being protected);
       the other rows are quantized. In ``eval()`` mode nothing is protected and the range is
       frozen. Before any training step the range of the input itself is used (not stored).
+    * A training batch holding a NaN or an infinity is skipped by the range update
+      (:meth:`observe`): the tracked range never holds a non-finite value.
 
     Whether a range is tracked is the ``initialized`` buffer; it is read on the host only until
     it is seen set (after that, training and inference steps do not sync on it). Loading a
@@ -243,18 +277,24 @@ class Quantizer(nn.Module):
 
     @torch.no_grad()
     def observe(self, x: Tensor) -> None:
-        """Update the tracked range with a batch of values."""
+        """Update the tracked range with a batch of values.
+
+        A batch that holds a NaN or an infinity is skipped: the tracked range (and
+        ``initialized``) stay as they were, so the state never holds a non-finite value and later
+        batches are quantized on a sound grid. The test is on the batch's own range (a NaN or an
+        infinity makes its min or max non-finite), on the device, with no host read."""
         if x.numel() == 0:
             return
         lo, hi = self.batch_range(x)
+        ok = torch.isfinite(lo) & torch.isfinite(hi)
         if not self._is_tracking():
-            self.lo.copy_(lo)
-            self.hi.copy_(hi)
-            self.initialized.fill_(True)
-            self._tracking = True
+            self.lo.copy_(torch.where(ok, lo, self.lo))
+            self.hi.copy_(torch.where(ok, hi, self.hi))
+            self.initialized.logical_or_(ok)
+            self._tracking = False  # read again next time: a skipped first batch leaves it unset
         else:
-            self.lo.add_(self.momentum * (lo - self.lo))
-            self.hi.add_(self.momentum * (hi - self.hi))
+            self.lo.add_(torch.where(ok, self.momentum * (lo - self.lo), torch.zeros_like(self.lo)))
+            self.hi.add_(torch.where(ok, self.momentum * (hi - self.hi), torch.zeros_like(self.hi)))
 
     def params(self, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Scale and zero point of the tracked range (of ``x`` if nothing was tracked yet)."""
@@ -262,7 +302,7 @@ class Quantizer(nn.Module):
             lo, hi = self.lo, self.hi
         else:
             lo, hi = self.batch_range(x)
-        return quant_params(lo, hi, self.bits, self.symmetric)
+        return _quant_params(lo, hi, self.bits, self.symmetric)
 
     def forward(self, x: Tensor, protect: Tensor | None = None) -> Tensor:
         if x.layout == torch.sparse_csr:
@@ -277,7 +317,7 @@ class Quantizer(nn.Module):
         if self.training:
             self.observe(x if protect is None else x[~protect])
         scale, zp = self.params(x)
-        out = fake_quantize(x, scale, zp, self.bits, self.symmetric)
+        out = _fake_quantize(x, scale, zp, self.bits, self.symmetric)
         if protect is not None:
             out = torch.where(protect.view(-1, *([1] * (x.dim() - 1))), x, out)
         return out
@@ -392,7 +432,8 @@ class QGCNConv(_QConv):
         nn.init.xavier_uniform_(self.lin.weight)
 
     def forward(self, x: Tensor, adj, protect: Tensor | None = None) -> Tensor:
-        adj = as_adjacency(adj, x.size(0), self.normalization)
+        check_float_features(x)
+        adj = as_adjacency(adj, x.size(0), self.normalization, type(self).__name__)
         x = self.q_in(x, protect)
         h = self.q_msg(linear(x, fake_quantize_weight(self.lin.weight, self.bits)), protect)
         out = self.q_agg(propagate(adj, h), protect)
@@ -415,7 +456,8 @@ class QSAGEConv(_QConv):
         self._quantizers(bits, percentile, momentum, symmetric)
 
     def forward(self, x: Tensor, adj, protect: Tensor | None = None) -> Tensor:
-        adj = as_adjacency(adj, x.size(0), self.normalization)
+        check_float_features(x)
+        adj = as_adjacency(adj, x.size(0), self.normalization, type(self).__name__)
         x = self.q_in(x, protect)
         h = self.q_msg(linear(x, fake_quantize_weight(self.lin_l.weight, self.bits)), protect)
         out = self.q_agg(propagate(adj, h), protect)
@@ -458,8 +500,9 @@ class _QStack(nn.Module):
         return sample_protection(_protection_probability(adjacency_in_degree(adj), self.p_min, self.p_max))
 
     def forward(self, x: Tensor, adj, protect: Tensor | None = None) -> Tensor:
+        check_float_features(x)
         adj = cached_adjacency(adj, x.size(0), self.normalization) if isinstance(adj, Tensor) \
-            else as_adjacency(adj, x.size(0), self.normalization)
+            else as_adjacency(adj, x.size(0), self.normalization, type(self).__name__)
         if protect is None:
             protect = self.protection(adj)
         x = feature_dropout(x, self.dropout, self.training)  # dense or CSR features
@@ -531,8 +574,8 @@ def quantized_state_dict(model: nn.Module, bits: int) -> dict[str, Tensor]:
     for name, p in model.named_parameters():
         if p.dim() >= 2:
             m = p.detach().abs().max()
-            scale, _ = quant_params(-m, m, bits, symmetric=True)
-            q = quantize(p.detach(), scale, 0.0, bits, symmetric=True)
+            scale, _ = _quant_params(-m, m, bits, symmetric=True)
+            q = _quantize(p.detach(), scale, 0.0, bits, symmetric=True)
             out[name + ".codes"] = pack_bits(q, bits) if bits in (2, 4, 8) else q
             out[name + ".scale"] = scale.reshape(1)
         else:
@@ -612,15 +655,15 @@ def integer_forward(model: _QStack, x: Tensor, adj, x_q: Tensor | None = None) -
 
     def int_lin(xq, s, z, weight):
         m = weight.abs().max()
-        ws, _ = quant_params(-m, m, bits, symmetric=True)
-        return integer_linear(xq, s, z, quantize(weight, ws, 0.0, bits, symmetric=True), ws, bits)
+        ws, _ = _quant_params(-m, m, bits, symmetric=True)  # unchecked twins: no host read per layer
+        return integer_linear(xq, s, z, _quantize(weight, ws, 0.0, bits, symmetric=True), ws, bits)
 
     for i, conv in enumerate(model.convs):
         s, z = conv.q_in.params(x)
         if i == 0 and x_q is not None:
             q = x_q
         else:
-            q = quantize(x, s, z, bits)
+            q = _quantize(x, s, z, bits)
         first = conv.lin.weight if isinstance(conv, QGCNConv) else conv.lin_l.weight
         h = conv.q_msg(int_lin(q, s, z, first))
         out = conv.q_agg(propagate(adj, h))
@@ -639,6 +682,11 @@ def integer_forward(model: _QStack, x: Tensor, adj, x_q: Tensor | None = None) -
 def qat_configs(p_min: float = 0.0, p_max: float = 0.1, percentile: float = 99.9, bits=(8, 4)) -> dict:
     """The compared set-ups: FP32, plain QAT (min/max ranges, no protection) and Degree-Quant
     (percentile ranges + stochastic protection) at each bit width. ``None`` means FP32."""
+    p_min, p_max = check_probability(p_min, "p_min"), check_probability(p_max, "p_max")
+    if p_min > p_max:
+        raise ValueError(f"p_min must be <= p_max, got p_min={p_min}, p_max={p_max}")
+    percentile = check_percentile(percentile)
+    bits = [check_bits(b, "bits") for b in (bits if isinstance(bits, (list, tuple)) else [bits])]
     out: dict = {"FP32": None}
     for b in bits:
         out[f"QAT INT{b}"] = dict(bits=b)

@@ -15,11 +15,19 @@ comparison, ``values`` are the per-seed differences). Then:
   (``Claim.differs`` says how), or the claim was chosen after the runs were seen
   (``Claim.chosen_after`` says how; a best-of-several pick is biased upwards);
 * ``"not reproduced"``: the whole interval lies outside the region;
-* ``"inconclusive (n seeds)"``: the interval straddles the region's edge, or there is only
-  one measurement of a noisy quantity (``noise_free=True`` declares a quantity that does not
-  depend on the seed, e.g. a byte count, whose single value is its interval);
-* ``"not testable offline"``: the claim needs data or hardware that is not at hand
-  (``Claim.untestable`` says what); ``"measured"``: the paper gives no number.
+* ``"inconclusive (n seeds)"``: the interval straddles the region's edge, or there are fewer
+  than three measurements of a noisy quantity (a t-interval from two points has one degree of
+  freedom and is 12.7 standard errors wide: no interval is drawn from it; ``noise_free=True``
+  declares a quantity that does not depend on the seed, e.g. a byte count, whose single value
+  is its interval);
+* ``"not testable here"``: the claim needs data or hardware that is not at hand, or an
+  implementation that could show the effect (``Claim.untestable`` says what), whatever we
+  measured; ``"measured"``: the paper gives no number.
+
+Ratios (speed-ups, memory savings) are judged on a log scale (``Claim(log_scale=True)``):
+``ours`` is the geometric mean of the per-seed ratios and the interval is that of the mean
+log ratio, mapped back (:func:`interval95` with ``log=True``). A ratio of 0.5 and one of 2 are
+equally far from 1; their arithmetic mean, 1.25, is not.
 
 Every record carries the id of the run that wrote it (``MSGNN_RUN_ID``, set by the
 pipeline), so a summary can tell this run's records from ones left behind by another, and
@@ -40,10 +48,10 @@ import pandas as pd
 
 from .utils import atomic_write, repo_root
 
-__all__ = ["Claim", "VERDICTS", "verdict", "verdict_kind", "interval95", "sanity_floor", "current_run_id", "reason", "results_dir", "record_results", "load_results",
+__all__ = ["Claim", "VERDICTS", "MIN_INTERVAL_VALUES", "verdict", "verdict_kind", "interval95", "sanity_floor", "current_run_id", "reason", "sequential_seeds", "SEED_RULE", "results_dir", "record_results", "load_results",
            "claims_table"]
 
-VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "baseline did not learn", "not testable offline",
+VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "baseline did not learn", "not testable here",
             "measured", "not measured")
 """The verdict kinds, in report order (an ``"inconclusive (n seeds)"`` verdict is of kind ``"inconclusive"``)."""
 
@@ -52,21 +60,68 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def interval95(values) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean of ``values`` and its 95% Student-t confidence interval
-    (``low == high == mean`` for a single value is *not* returned: the interval is NaN)."""
+MIN_INTERVAL_VALUES = 3
+"""The fewest values an interval is drawn from (two give one degree of freedom: t = 12.7)."""
+
+
+def interval95(values, log: bool = False) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``values`` and its 95% Student-t confidence interval;
+    the interval is NaN for fewer than :data:`MIN_INTERVAL_VALUES` values.
+
+    ``log=True`` is for ratios (all values > 0): the mean is the geometric mean and the
+    interval is that of the mean log value, mapped back with ``exp``."""
     from scipy import stats
 
     v = [float(x) for x in values]
     if not v or any(math.isnan(x) for x in v):
         raise ValueError(f"values must be a non-empty list of numbers without NaN, got {values!r}")
+    if log:
+        if any(not x > 0 or math.isinf(x) for x in v):
+            raise ValueError(f"values must be positive finite ratios for log=True, got {values!r}")
+        mean, low, high = interval95([math.log(x) for x in v])
+        return math.exp(mean), math.exp(low), math.exp(high)
     n = len(v)
     mean = sum(v) / n
-    if n < 2:
+    if n < MIN_INTERVAL_VALUES:
         return mean, float("nan"), float("nan")
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
     half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return mean, mean - half, mean + half
+
+
+SEED_RULE = ("seeds are added one at a time, from 3, until every claim the seeds feed has a verdict other than "
+             "inconclusive, or until the cap (10 seeds in the default profile); the same rule and cap for every "
+             "claim that uses it, so 'inconclusive (10 seeds)' means the cap was hit")
+"""The stopping rule of :func:`sequential_seeds`, as the report states it."""
+
+
+def sequential_seeds(run_seed, claims_of, seeds, *, min_seeds: int = 3, progress=None) -> tuple[list, list]:
+    """Run ``run_seed(seed)`` for ``seeds`` in order, stopping once every claim is decided.
+
+    ``claims_of(results)`` builds the claims (a list of :class:`Claim`) from the results so far;
+    after each seed from the ``min_seeds``-th on, the loop stops when none of them is
+    ``"inconclusive"``. ``len(seeds)`` is the cap. Returns ``(results, claims)``: the per-seed
+    results and the claims built from all of them. The rule is :data:`SEED_RULE`: fixed and the
+    same for every claim, so the stopping cannot be tuned per claim. (Stopping when a verdict is
+    reached makes the intervals slightly optimistic, as any sequential test without a spending
+    rule; the cap bounds it.)"""
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; give the seeds to try, in order (their number is the cap)")
+    if not isinstance(min_seeds, int) or min_seeds < 1:
+        raise ValueError(f"min_seeds must be a positive integer, got {min_seeds!r}")
+    results, claims = [], []
+    for i, seed in enumerate(seeds):
+        results.append(run_seed(seed))
+        if i + 1 < min(min_seeds, len(seeds)):
+            continue
+        claims = claims_of(results)
+        undecided = [c.quantity for c in claims if verdict_kind(c.verdict) == "inconclusive"]
+        if progress is not None:
+            progress(f"{i + 1} seed(s): " + (f"{len(undecided)} claim(s) undecided" if undecided else "all decided"))
+        if not undecided:
+            break
+    return results, claims
 
 
 def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | None = None, margin: float = 2.0,
@@ -75,7 +130,7 @@ def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | N
     (``100 / num_classes``) and a graph-free MLP trained under the same budget by ``margin``
     points; otherwise the reason, with the numbers, to pass as ``Claim.baseline_failed``.
 
-    With the baseline's per-seed ``values`` (two or more), it must beat them beyond its seed
+    With the baseline's per-seed ``values`` (three or more), it must beat them beyond its seed
     noise: the low end of its 95% interval must clear chance + ``margin``, and, with the MLP's
     per-seed ``mlp_values`` on the same seeds, the low end of the interval of the per-seed
     differences must clear ``margin`` (else the low end of the baseline's interval must clear
@@ -94,7 +149,7 @@ def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | N
         p = min(max(float(acc) / 100.0, 0.0), 1.0)
         return 100.0 * math.sqrt(p * (1.0 - p) / num_test)
 
-    if len(vals) >= 2:
+    if len(vals) >= MIN_INTERVAL_VALUES:
         low = interval95(vals)[1]
         shown = f"{name} {baseline:.1f}% (95% CI low {low:.1f}%, {len(vals)} seeds)"
     elif num_test:
@@ -105,14 +160,14 @@ def sanity_floor(baseline: float, mlp: float | None = None, num_classes: int | N
     if num_classes and not low >= 100.0 / num_classes + margin:
         return f"{shown} is not {margin:g} points above chance ({100.0 / num_classes:.1f}%)"
     mvals = [float(v) for v in mlp_values] if mlp_values is not None else []
-    if len(vals) >= 2 and len(mvals) == len(vals):
+    if len(vals) >= MIN_INTERVAL_VALUES and len(mvals) == len(vals):
         diff_mean, diff_low, _ = interval95([a - b for a, b in zip(vals, mvals)])
         if not diff_low >= margin:
             return (f"{name} minus a graph-free MLP is {diff_mean:+.1f} points (95% CI low {diff_low:+.1f}, "
                     f"{len(vals)} seeds), not {margin:g} points above it")
         return ""
     if mlp is not None and not _missing(mlp):
-        if len(vals) < 2 and num_test:
+        if len(vals) < MIN_INTERVAL_VALUES and num_test:
             diff = float(baseline) - float(mlp)
             diff_low = diff - 1.96 * math.sqrt(test_se(baseline) ** 2 + test_se(mlp) ** 2)
             if not diff_low >= margin:
@@ -130,7 +185,8 @@ def verdict_kind(v: str) -> str:
 
 def verdict(paper: float | None, ours: float | None, tolerance: float = 0.0, higher_is_better: bool = True,
             differs: str = "", untestable: str = "", *, values=None, two_sided: bool = False,
-            noise_free: bool = False, chosen_after: str = "", baseline_failed: str = "") -> str:
+            noise_free: bool = False, chosen_after: str = "", baseline_failed: str = "",
+            log_scale: bool = False) -> str:
     """The verdict of one claim (see the module docstring for the rules).
 
     ``values``: our per-seed measurements (their mean is ``ours``); ``noise_free``: a single
@@ -138,14 +194,15 @@ def verdict(paper: float | None, ours: float | None, tolerance: float = 0.0, hig
     paper's, and ``chosen_after``: how the claim was picked after the runs; either turns a
     met claim into ``"partly"``. ``untestable``: why the claim cannot be tested here.
     ``baseline_failed``: the baseline the claim compares against did not learn (see
-    :func:`sanity_floor`), so nothing is judged."""
+    :func:`sanity_floor`), so nothing is judged. ``log_scale``: the values are ratios, judged by
+    the interval of their log (see :func:`interval95`)."""
     tolerance = float(tolerance)
     if tolerance < 0 or math.isnan(tolerance):
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     if values is not None and len(values) and _missing(ours):
-        ours = sum(map(float, values)) / len(values)
-    if untestable and _missing(ours):
-        return "not testable offline"
+        ours = interval95(values, log=log_scale)[0]
+    if untestable:
+        return "not testable here"
     if baseline_failed:
         return "baseline did not learn"
     if _missing(paper):
@@ -153,12 +210,12 @@ def verdict(paper: float | None, ours: float | None, tolerance: float = 0.0, hig
     if _missing(ours):
         return "not measured"
     n = len(values) if values is not None and len(values) else 1
-    if n >= 2:
-        _, low, high = interval95(values)
+    if n >= MIN_INTERVAL_VALUES:
+        _, low, high = interval95(values, log=log_scale)
     elif noise_free:
         low = high = float(ours)
     else:
-        return "inconclusive (1 seed)"
+        return f"inconclusive ({n} seed{'s' if n > 1 else ''})"
     lo_ok = -math.inf if (not two_sided and not higher_is_better) else paper - tolerance
     hi_ok = math.inf if (not two_sided and higher_is_better) else paper + tolerance
     if high < lo_ok or low > hi_ok:
@@ -188,6 +245,7 @@ class Claim:
     chosen_after: str = ""  # how the claim was picked after seeing the runs ("" = stated before)
     source: str = "this run"  # where the numbers come from: this run, or a stored CSV and its run's hardware
     baseline_failed: str = ""  # the compared-against baseline did not learn (numbers); no verdict is given
+    log_scale: bool = False  # a ratio: geometric mean and the interval of the log ratio
 
     def __post_init__(self):
         if self.values is not None:
@@ -195,20 +253,20 @@ class Claim:
             if not self.values:
                 raise ValueError(f"Claim {self.quantity!r}: values is empty; give the per-seed values or None")
             if _missing(self.ours):
-                self.ours = sum(self.values) / len(self.values)
+                self.ours = interval95(self.values, log=self.log_scale)[0]
 
     @property
     def verdict(self) -> str:
         return verdict(self.paper, self.ours, self.tolerance, self.higher_is_better, self.differs, self.untestable,
                        values=self.values, two_sided=self.two_sided, noise_free=self.noise_free,
-                       chosen_after=self.chosen_after, baseline_failed=self.baseline_failed)
+                       chosen_after=self.chosen_after, baseline_failed=self.baseline_failed, log_scale=self.log_scale)
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        """The 95% interval of ``ours`` (None for fewer than two values)."""
-        if self.values is None or len(self.values) < 2:
+        """The 95% interval of ``ours`` (None for fewer than :data:`MIN_INTERVAL_VALUES` values)."""
+        if self.values is None or len(self.values) < MIN_INTERVAL_VALUES:
             return None
-        return interval95(self.values)[1:]
+        return interval95(self.values, log=self.log_scale)[1:]
 
     def as_row(self) -> dict:
         row = asdict(self)

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import check_fraction, check_positive_int
+from .checks import check_fraction, check_option, check_positive_int
 from .memory import MB, SavedTensorMeter, measure_step
 from .models import GCNConv, SAGEConv, as_adjacency, feature_dropout, linear
 from .sparse import SparseAdjacency, cached_adjacency, propagate
@@ -73,19 +73,13 @@ NORMS = ("batch", "layer", "none")
 CONVS = {"gcn": GCNConv, "sage": SAGEConv}
 
 
-def _check_choice(value, name: str, choices) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return value
-
-
 class Norm(nn.Module):
     """BatchNorm / LayerNorm / identity whose BatchNorm can skip the running-statistics
     update (``update_stats=False``), for the inverse and the recomputation."""
 
     def __init__(self, kind: str, channels: int):
         super().__init__()
-        self.kind = _check_choice(kind, "norm", NORMS)
+        self.kind = check_option(kind, "norm", NORMS)
         self.norm = {"batch": lambda: nn.BatchNorm1d(channels), "layer": lambda: nn.LayerNorm(channels),
                      "none": lambda: None}[kind]()
 
@@ -147,7 +141,7 @@ class RevBlock(nn.Module):
             raise ValueError(f"num_groups={num_groups} must divide the hidden channels ({channels}); "
                              f"pick hidden_channels as a multiple of num_groups")
         self.dropout = check_fraction(dropout, "dropout", low_open=False, high_closed=False)
-        conv_cls = CONVS[_check_choice(conv, "conv", CONVS)]
+        conv_cls = CONVS[check_option(conv, "conv", CONVS)]
         c = channels // num_groups
         self.channels, self.num_groups = channels, num_groups
         self.norms = nn.ModuleList(Norm(norm, c) for _ in range(num_groups))
@@ -313,8 +307,8 @@ class _DeepGNN(nn.Module):
         self.dropout = check_fraction(dropout, "dropout", low_open=False, high_closed=False)
         self.input_dropout = self.dropout if input_dropout is None else \
             check_fraction(input_dropout, "input_dropout", low_open=False, high_closed=False)
-        _check_choice(norm, "norm", NORMS)
-        self.normalization = CONVS[_check_choice(conv, "conv", CONVS)].normalization
+        check_option(norm, "norm", NORMS)
+        self.normalization = CONVS[check_option(conv, "conv", CONVS)].normalization
         self.encoder = nn.Linear(in_channels, hidden_channels)
         # Optional parameter-free LayerNorm on the encoded features: the residual stream
         # starts at unit scale whatever the input features' scale (row-normalised
@@ -481,7 +475,7 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int, dropout: float = 0.0, norm: str = "batch", conv: str = "gcn"):
         super().__init__()
         self.norm = Norm(norm, channels)
-        self.conv = CONVS[_check_choice(conv, "conv", CONVS)](channels, channels)
+        self.conv = CONVS[check_option(conv, "conv", CONVS)](channels, channels)
         self.dropout = dropout
 
     def forward(self, x: Tensor, adj) -> Tensor:

@@ -55,9 +55,11 @@ def _failing_cell(err) -> str:
 
 
 def _clean_metadata(path: Path) -> None:
-    """Drop papermill's per-run metadata (paths, timestamps) from a stored notebook."""
+    """Drop papermill's per-run metadata (paths, timestamps) and any saved widget state (a
+    progress bar's, megabytes of it, which a static page cannot show) from a stored notebook."""
     nb = json.loads(path.read_text())
     nb.get("metadata", {}).pop("papermill", None)
+    nb.get("metadata", {}).pop("widgets", None)
     for cell in nb.get("cells", []):
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
@@ -80,12 +82,15 @@ def run(profile: str = "default", only: list[str] | None = None, output: Path | 
         if not only or stale.name[:2] in {o.zfill(2) for o in only}:
             stale.unlink()
     run_id = f"{profile}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
-    saved_env = {k: os.environ.get(k) for k in ("MSGNN_RESULTS_DIR", "MSGNN_RUN_ID", "MSGNN_DATA", "MPLBACKEND")}
+    saved_env = {k: os.environ.get(k) for k in ("MSGNN_RESULTS_DIR", "MSGNN_RUN_ID", "MSGNN_DATA", "MPLBACKEND",
+                                                "MSGNN_PROGRESS")}
     os.environ["MSGNN_RESULTS_DIR"] = str(results)
     os.environ["MSGNN_RUN_ID"] = run_id
     if os.environ.get("MSGNN_DATA"):  # kernels run in notebooks/: make a relative path absolute
         os.environ["MSGNN_DATA"] = str(Path(os.environ["MSGNN_DATA"]).expanduser().resolve())
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if store:  # stored outputs hold results, not progress-bar widgets (a static page shows them stuck at 0%)
+        os.environ["MSGNN_PROGRESS"] = "0"
     try:
         status = _execute(notebooks, out_dir, nb_dir, profile, store, timeout, device)
     finally:

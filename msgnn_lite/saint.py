@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from .checks import check_edge_index, check_positive_int
+from .checks import check_edge_index, check_option, check_positive_int
 from .loader import attribute_keys, check_loader_options, subgraph_batch
 from .partition import graph_key
 from .sparse import take_rows as _take
@@ -215,7 +215,7 @@ class GraphSAINTSampler:
             elif normalization == "sum":
                 w, loop = torch.ones(self.E, device=self.device), None
             else:
-                raise ValueError(f"normalization must be 'gcn', 'mean', 'rw' or 'sum', got {normalization!r}")
+                check_option(normalization, "normalization", ("gcn", "mean", "rw", "sum"))
             setattr(self, key, (w, loop))
         return getattr(self, key)
 
@@ -269,7 +269,8 @@ class GraphSAINTEdgeSampler(GraphSAINTSampler):
 
 class GraphSAINTRandomWalkSampler(GraphSAINTSampler):
     """Random-walk sampler: ``batch_size`` uniform roots, a uniform walk of ``walk_length``
-    steps from each (a node without out-edges stays where it is)."""
+    steps from each (a node without out-edges stays where it is; on a graph with no edges at all
+    every walk stays at its root, so a batch is its roots)."""
 
     def __init__(self, data: Data, batch_size: int, walk_length: int, num_steps: int = 1, sample_coverage: int = 0,
                  save_dir=None, log: bool = False, *, generator: torch.Generator | None = None, **kwargs):
@@ -282,6 +283,8 @@ class GraphSAINTRandomWalkSampler(GraphSAINTSampler):
 
     def sample_nodes(self) -> Tensor:
         cur = torch.randint(0, self.N, (self.batch_size,), device=self.device, generator=self.generator)
+        if self.E == 0:  # no edge to follow: every walk stays at its root
+            return cur.repeat(self.walk_length + 1)
         walk = [cur]
         for _ in range(self.walk_length):
             start = self._out_ptr[cur]
@@ -313,10 +316,14 @@ def normalized_loss(logits: Tensor, batch: Data) -> Tensor:
     return per_node.sum()
 
 
-def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn", per_labelled_node: bool = False):
+def normalized_step(sampler: GraphSAINTSampler, normalization: str | None = None, per_labelled_node: bool = False):
     """A ``train_step`` for :func:`~msgnn_lite.train.fit`: one optimizer step per batch of
     ``sampler`` with GraphSAINT's unbiased aggregation (:meth:`GraphSAINTSampler.adjacency`,
     ``edge_norm``) and loss (:func:`normalized_loss`, ``node_norm``).
+
+    ``normalization``: the batch operator's (``"gcn"``, ``"mean"``, ``"rw"`` or ``"sum"``);
+    ``None`` (default) takes the model's own (``model.normalization``: ``"gcn"`` for a GCN,
+    ``"mean"`` for GraphSAGE), since a model refuses an operator of another normalisation.
 
     The operator is built where the sampler's graph lives; a batch and its operator are then
     copied to the model's device if they are elsewhere (a sampler on CPU data, a model on a GPU).
@@ -328,6 +335,8 @@ def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn", per_
     decay: with 200 labelled nodes among 13,752 the unscaled loss is 69 times smaller than
     the full-batch loss, and Adam's L2 term then dominates it.
     """
+    if normalization is not None:
+        check_option(normalization, "normalization", ("gcn", "mean", "rw", "sum"))
     scale = 1.0
     if per_labelled_node:
         mask = getattr(sampler.data, "train_mask", None)
@@ -340,8 +349,9 @@ def normalized_step(sampler: GraphSAINTSampler, normalization: str = "gcn", per_
         model.train()
         dev = next(model.parameters()).device
         total = torch.zeros((), dtype=torch.float64, device=dev)
+        norm = normalization or getattr(getattr(model, "module", model), "normalization", None) or "gcn"
         for b in sampler:
-            adj = sampler.adjacency(b, normalization)
+            adj = sampler.adjacency(b, norm)
             if b.edge_index.device != dev:
                 b, adj = to_device(b, dev), adj.to(dev)
             optimizer.zero_grad(set_to_none=True)

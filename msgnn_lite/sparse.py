@@ -21,7 +21,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from .checks import check_edge_index, check_edge_weight, check_positive_int
+from .checks import check_edge_index, check_edge_weight, check_option, check_positive_int
 
 __all__ = ["SparseAdjacency", "build_adjacency", "cached_adjacency", "propagate", "take_rows", "NORMALIZATIONS"]
 
@@ -33,14 +33,35 @@ def take_rows(src: Tensor, index: Tensor) -> Tensor:
     indexing for large gathers on a CPU (and far faster on oversubscribed cores); a CSR
     matrix (e.g. bag-of-words features) gives a CSR matrix of the chosen rows; other sparse
     tensors fall back to indexing. The result is on ``src``'s device (``index`` is moved there
-    when it lives elsewhere). Shared by the samplers, partitions and coarsening."""
+    when it lives elsewhere). Shared by the samplers, partitions and coarsening.
+
+    ``index`` must be a 1-D integer tensor of rows in ``[0, src.size(0))``. On the hot path the
+    range costs nothing: an id out of range is caught when the gather fails (on a CPU) and
+    reported naming ``index``, the range and the offending ids; on a GPU the kernel's
+    device-side assert stops it (checking first would need a host sync per call)."""
+    if not isinstance(src, Tensor) or not isinstance(index, Tensor):
+        raise TypeError(f"take_rows(src, index) needs two tensors, got {type(src).__name__} and "
+                        f"{type(index).__name__}")
+    if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
+        raise TypeError(f"index must be an integer tensor of row ids, got dtype {index.dtype}")
     if index.device != src.device:  # e.g. CPU ids of a partition, rows of a graph on a GPU
         index = index.to(src.device, non_blocking=True)
-    if src.layout == torch.sparse_csr and src.dim() == 2:
-        return _csr_rows(src, index)
-    if src.layout != torch.strided:
-        return src[index]
-    return src.index_select(0, index)
+    try:
+        if src.layout == torch.sparse_csr and src.dim() == 2:
+            return _csr_rows(src, index)
+        if src.layout != torch.strided:
+            return src[index]
+        return src.index_select(0, index)
+    except (IndexError, RuntimeError) as err:
+        rows = src.size(0) if src.dim() else 0
+        if index.dim() != 1:
+            raise ValueError(f"index must be a 1-D tensor of row ids, got shape {list(index.shape)}") from err
+        if index.numel():
+            lo, hi = torch.stack(torch.aminmax(index)).tolist()
+            if lo < 0 or hi >= rows:
+                raise IndexError(f"index holds row id {lo if lo < 0 else hi}, out of range; take_rows(src, index) "
+                                 f"gathers rows of src, whose ids lie in [0, {rows})") from None
+        raise
 
 
 def _csr_rows(src: Tensor, index: Tensor) -> Tensor:
@@ -178,8 +199,7 @@ def build_adjacency(edge_index: Tensor, num_nodes: int, normalization: str = "gc
     destination), a few linear passes, no Python loop.
     """
     num_nodes = check_positive_int(num_nodes, "num_nodes")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    check_option(normalization, "normalization", NORMALIZATIONS)
     edge_index = check_edge_index(edge_index, num_nodes)
     device = torch.device(device) if device is not None else edge_index.device
     edge_index = edge_index.to(device)

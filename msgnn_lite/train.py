@@ -258,6 +258,10 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         ``grad_norm`` column holds each epoch's largest total gradient norm *before* clipping, and
         ``loss`` its mean training loss: the two signals of an overshooting first step.
 
+    Integer features (``data.x`` of dtype int64, e.g. counts) are cast to float32 once, on a copy
+    (the models themselves refuse integer input with a message saying to pass floats; a loader a
+    ``train_step`` uses yields the dtype of the graph it was built on, so cast before building one).
+
     Returns a :class:`TrainResult`; the model is left with the best epoch's weights. The graph is
     checked first (:func:`msgnn_lite.checks.check_graph`), and a non-finite loss stops the run with
     :class:`msgnn_lite.checks.TrainingDivergedError` naming the epoch: a diverged run has no result.
@@ -286,6 +290,9 @@ def fit(model: nn.Module, data: Data, *, epochs: int = 200, lr: float = 0.01, we
         seed_everything(seed)
     model = model.to(dev)
     data = to_device(data, dev)  # a copy: the caller's graph (and loaders built on it) stay where they are
+    if isinstance(data.x, torch.Tensor) and not data.x.is_floating_point():
+        data = copy.copy(data)  # integer (e.g. count) features: cast once; the caller's graph is untouched
+        data.x = data.x.float()
     optimizer_given = optimizer
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -111,10 +111,13 @@ def test_loaders_refuse_a_node_attribute_of_the_wrong_length(graph):
         ClusterLoader(ClusterData(graph, 4), 2)
 
 
-def test_duplicate_input_nodes_are_refused_whatever_the_batch_size(graph):
-    for bs in (1, 4):
-        with pytest.raises(ValueError, match="input_nodes lists node 3 more than once"):
-            NeighborLoader(graph, [3], batch_size=bs, input_nodes=torch.tensor([3, 1, 3, 7]))
+def test_repeated_input_nodes_are_accepted_across_batches_and_refused_within_one(graph):
+    """Issue 33 revised issue 22's rule: repeating a seed across batches is a valid use (oversampling);
+    only a seed twice within one batch is refused, saying why (tests/test_bad_input_2.py has more)."""
+    loader = NeighborLoader(graph, [3], batch_size=1, input_nodes=torch.tensor([3, 1, 3, 7]))
+    assert [int(b.input_id[0]) for b in loader] == [3, 1, 3, 7]
+    with pytest.raises(ValueError, match=r"input_nodes lists node 3 twice within batch 0.*holds each node once"):
+        NeighborLoader(graph, [3], batch_size=4, input_nodes=torch.tensor([3, 1, 3, 7]))
 
 
 def test_restore_needs_a_permutation():

@@ -186,6 +186,19 @@ def test_telescoping_monte_carlo_mean_approaches_full_gradient(graph, devices):
     assert (coarse.mean(0) - exact).norm() / exact.norm() > 2 * mean_err
 
 
+def test_gradient_study_tells_bias_from_monte_carlo_noise(cpu_graph):
+    """``bias_over_noise`` is near 1 for an unbiased estimator (its bias is only the draws' noise)
+    and well above it for the coarse-only gradient, which is biased."""
+    from msgnn_lite.multiscale import gradient_study
+
+    model = _model(cpu_graph)
+    tab = gradient_study(model, cpu_graph, {"tele": dict(levels=1, batch_ratio=1.0),
+                                            "coarse": dict(levels=1, form="coarse")}, samples=60, seed=0).set_index("estimator")
+    assert tab.loc["tele", "mc_noise"] == pytest.approx((tab.loc["tele", "variance"] / 60) ** 0.5)
+    assert tab.loc["tele", "bias_over_noise"] < 1.6
+    assert tab.loc["coarse", "bias_over_noise"] > 2 * tab.loc["tele", "bias_over_noise"]
+
+
 def test_abs_form_flips_the_correction_sign(graph):
     model = _model(graph)
     model.eval()

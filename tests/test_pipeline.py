@@ -122,9 +122,13 @@ def test_every_stored_notebook_follows_the_conventions():
         assert cells[0]["cell_type"] == "markdown" and "learning objectives" in first, path.name
         tail = " ".join("".join(c["source"]).lower() for c in cells[-3:] if c["cell_type"] == "markdown")
         assert "summary" in tail and "references" in tail, path.name
+        assert "widgets" not in nb.get("metadata", {}), f"{path.name}: stored widget state (run_notebooks --store drops it)"
         for c in cells:
             for o in c.get("outputs", []):
                 assert o.get("output_type") != "error", f"{path.name}: stored error output"
+                # a progress-bar widget is stored as a bar stuck at 0% (run_notebooks --store turns them off)
+                assert "application/vnd.jupyter.widget-view+json" not in o.get("data", {}), \
+                    f"{path.name}: stored progress-bar widget; refresh with python -m msgnn_lite.run_notebooks --store"
 
 
 def test_bench_propagate_runs_and_agrees_with_pyg(capsys):

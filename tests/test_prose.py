@@ -211,3 +211,20 @@ def test_detector():
                             "Claim('a', paper.get(d), 1)\nClaim('b', paper[d], 1)\nClaim('c', FIG.get('a'), 1)\n"
                             "Claim('d', 146.0 if on_cora else None, 1)\n"}]}
     assert paper_figures(per_graph) == {81.5, 70.3, 79.29, 146.0}
+
+
+COURSE_GUIDE = Path(__file__).resolve().parent.parent / "docs" / "course.md"
+
+
+def test_course_guide_has_no_hand_typed_measurements():
+    """docs/course.md points at the notebooks' results instead of quoting them: a measured
+    number typed there drifts from the notebook the next time it runs (it once said "4 hops
+    cover most of Cora" beside a table that printed 13%)."""
+    text = _strip_non_prose(COURSE_GUIDE.read_text(encoding="utf-8"))
+    bad = []
+    for m in MEASURED.finditer(text):
+        if m.group("unit") == "%" and _CONFIDENCE_LEVEL.match(text, m.end()):
+            continue
+        bad.append(re.sub(r"\s+", " ", text[max(0, m.start() - 40):m.end() + 20]).strip())
+    assert not bad, ("docs/course.md types measured-looking numbers; name the notebook cell that prints them instead:\n  "
+                     + "\n  ".join(bad))

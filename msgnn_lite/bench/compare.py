@@ -108,7 +108,7 @@ def markdown_tables(runs: pd.DataFrame, tolerance: float = 2.0) -> str:
             gap, verdict = "", ""
             if m in gaps.index:
                 g = gaps.loc[m]
-                ci = f" [{g.ci_low:+.1f}, {g.ci_high:+.1f}]" if g.seeds > 1 else ""
+                ci = f" [{g.ci_low:+.1f}, {g.ci_high:+.1f}]" if g.ci_low == g.ci_low else ""  # none from < 3 seeds
                 gap = f"{g.gap:+.1f}{ci}"
                 if m != "MLP":
                     verdict = Claim(m, 0.0, None, tolerance=tolerance, values=g.diffs,
