@@ -55,9 +55,18 @@ def _notebook(path: Path, body: str, parameters: str = 'profile = "default"'):
     nbformat.write(nb, path)
 
 
-def test_pipeline_reports_a_failing_notebook_and_runs_the_rest(tmp_path, monkeypatch):
+def _project(tmp_path, monkeypatch):
+    """A throw-away project root (notebooks/ and msgnn_lite/ folders) that run_notebooks uses."""
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "msgnn_lite").mkdir()
+    monkeypatch.setenv("MSGNN_ROOT", str(tmp_path))
+    monkeypatch.setenv("MSGNN_PROGRESS", "0")
+    monkeypatch.delenv("MSGNN_RESULTS_DIR", raising=False)
+    return tmp_path / "notebooks"
+
+
+def test_pipeline_reports_a_failing_notebook_and_runs_the_rest(tmp_path, monkeypatch):
+    _project(tmp_path, monkeypatch)
     _notebook(tmp_path / "notebooks" / "00_ok.ipynb",
               "from msgnn_lite.results import Claim, record_results\n"
               "record_results('00_ok', [Claim('profile is full', 1.0, float(profile == 'full'))], profile=profile)")
@@ -65,9 +74,6 @@ def test_pipeline_reports_a_failing_notebook_and_runs_the_rest(tmp_path, monkeyp
     _notebook(tmp_path / "notebooks" / "02_ok.ipynb",
               "from msgnn_lite.results import Claim, record_results\n"
               "record_results('02_ok', [Claim('two', 2.0, 2.0)], profile=profile)")
-    monkeypatch.setenv("MSGNN_ROOT", str(tmp_path))
-    monkeypatch.setenv("MSGNN_PROGRESS", "0")
-    monkeypatch.delenv("MSGNN_RESULTS_DIR", raising=False)
     code = run_main(["--profile", "full"])
     os.environ.pop("MSGNN_RESULTS_DIR", None)
     assert code == 1
@@ -83,15 +89,11 @@ def test_pipeline_reports_a_failing_notebook_and_runs_the_rest(tmp_path, monkeyp
 
 
 def test_device_flag_reaches_every_notebook_and_bad_flags_write_nothing(tmp_path, monkeypatch, capsys):
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "msgnn_lite").mkdir()
+    _project(tmp_path, monkeypatch)
     _notebook(tmp_path / "notebooks" / "00_dev.ipynb",
               "from msgnn_lite.results import Claim, record_results\n"
               "record_results('00_dev', [Claim('device is cpu', 1.0, float(device == 'cpu'))], profile=profile)",
               parameters='profile = "default"\ndevice = "auto"')
-    monkeypatch.setenv("MSGNN_ROOT", str(tmp_path))
-    monkeypatch.setenv("MSGNN_PROGRESS", "0")
-    monkeypatch.delenv("MSGNN_RESULTS_DIR", raising=False)
     for bad in (["--only", "99"], ["--device", "tpu"], ["--timeout", "0"]):
         with pytest.raises((SystemExit, ValueError)):
             run_main(bad)
@@ -100,6 +102,23 @@ def test_device_flag_reaches_every_notebook_and_bad_flags_write_nothing(tmp_path
     assert run_main(["--device", "cpu"]) == 0
     os.environ.pop("MSGNN_RESULTS_DIR", None)
     assert "| 00_dev | device is cpu | 1 | 1 |" in (tmp_path / "runs" / "default" / "summary.md").read_text()
+
+
+def test_a_complete_store_run_writes_the_committed_report(tmp_path, monkeypatch):
+    """--store over every notebook, all ok: docs/reproduction_report.md is the run's report; with
+    --only (or a failure) the committed report is left alone."""
+    _notebook(_project(tmp_path, monkeypatch) / "00_one.ipynb",
+              "from msgnn_lite.results import Claim, record_results\n"
+              "record_results('00_one', [Claim('one claim', 1.0, 1.0, noise_free=True)], profile=profile)",
+              parameters='profile = "default"\ndevice = "auto"')
+    committed = tmp_path / "docs" / "reproduction_report.md"
+    assert run_main(["--store", "--only", "00"]) == 0
+    assert not committed.exists()
+    assert run_main(["--store"]) == 0
+    os.environ.pop("MSGNN_RESULTS_DIR", None)
+    text = committed.read_text()
+    assert "| 00_one | one claim | 1 | 1 |" in text
+    assert text == (tmp_path / "runs" / "default" / "report.md").read_text()
 
 
 def test_render_summary_tables():
