@@ -65,7 +65,7 @@ from .utils import resolve_device, seed_everything, sync, to_device
 
 __all__ = ["Budget", "MethodRun", "METHODS", "MINIBATCH_METHODS", "TRAINING_METHODS", "BUDGETS", "RECIPES",
            "make_train_step", "run_method", "compare_all", "compare_training", "compare_inference", "budget_rows",
-           "gap_to_full_batch", "gap_claims", "prepare_graph", "add_training_status", "trained_rows", "flag_counts",
+           "gap_to_full_batch", "gap_claims", "prepare_graph", "add_training_status", "check_and_time", "trained_rows", "flag_counts",
            "summarize", "pareto_front", "time_to_target"]
 
 
@@ -660,7 +660,8 @@ def run_method(name: str, data: Data, budget: Budget | None = None, seed: int = 
 
 def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds=(0,), target_fraction: float = 0.97,
                 device="auto", progress: bool | None = None, reorder: str | None = None,
-                budgets=None, lrs=None) -> tuple[pd.DataFrame, dict]:
+                budgets=None, lrs=None, decide: Callable | None = None, min_seeds: int = 3,
+                max_seconds: float | None = None) -> tuple[pd.DataFrame, dict]:
     """Run ``methods`` (default: all of :data:`METHODS`) for every budget, learning rate and
     seed; return ``(runs, curves)`` for each method's selected learning rate.
 
@@ -678,6 +679,12 @@ def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds
     ``reorder`` (e.g. ``"rcm"``, ``"partition"``; see :mod:`msgnn_lite.reorder`) renumbers the
     graph once, before every method, so the full-batch path and every loader see the same
     local order; the seconds it took are in ``runs.attrs["reorder_s"]`` (not charged to any method).
+
+    ``decide`` turns ``seeds`` into a cap: the seeds run one at a time, every method and budget
+    on each, and after the ``min_seeds``-th the loop stops once none of the claims
+    ``decide(runs)`` builds from the runs so far is inconclusive (the seed rule,
+    :func:`msgnn_lite.results.sequential_seeds`, whose second cap is ``max_seconds``); e.g.
+    ``decide=lambda runs: gap_claims(budget_rows(runs, "recipe"), "Cora", "recipe")``.
     """
     import dataclasses
 
@@ -712,24 +719,49 @@ def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds
         t0 = time.perf_counter()
         data = _reorder(data, reorder)[0]
         reorder_s = time.perf_counter() - t0
-    jobs = [(m, bud, lr, s) for m in order for bud in (budgets if m in MINIBATCH_METHODS else budgets[:1])
-            for lr in lrs for s in seeds]
-    rows, all_curves = [], {}
-    for m, bud, lr, s in tqdm(jobs, desc=f"compare on {getattr(data, 'name', 'graph')}",
-                              disable=not _progress_enabled(progress)):
-        row, curve = run_method(m, data, dataclasses.replace(budget, batches=bud, lr=lr), s, device)
-        rows.append(row)
-        all_curves[(m, row["budget"], lr, s)] = curve
+    jobs = [(m, bud, lr) for m in order for bud in (budgets if m in MINIBATCH_METHODS else budgets[:1]) for lr in lrs]
+    bar = tqdm(total=len(jobs) * len(seeds), desc=f"compare on {getattr(data, 'name', 'graph')}",
+               disable=not _progress_enabled(progress))
+
+    def one_seed(s):
+        rows, curves = [], {}
+        for m, bud, lr in jobs:
+            row, curve = run_method(m, data, dataclasses.replace(budget, batches=bud, lr=lr), s, device)
+            rows.append(row)
+            curves[(m, row["budget"], lr, s)] = curve
+            bar.update(1)
+        return rows, curves
+
+    def assemble(parts):
+        rows = sorted((r for part_rows, _ in parts for r in part_rows),   # method-major, as the tables read
+                      key=lambda r: (order.index(r["method"]), budgets.index(r["budget"]) if r["budget"] in budgets else 0,
+                                     lrs.index(r["lr"]), seeds.index(r["seed"])))
+        all_curves = {k: c for _, part_curves in parts for k, c in part_curves.items()}
+        return _select_and_check(rows, all_curves, data, methods, target_fraction, reorder_s, lrs)
+
+    if decide is None:
+        parts = [one_seed(s) for s in seeds]
+    else:
+        from .results import sequential_seeds
+
+        parts, _ = sequential_seeds(one_seed, lambda parts: decide(assemble(parts)[0]), seeds, min_seeds=min_seeds,
+                                    max_seconds=max_seconds)
+    bar.close()
+    return assemble(parts)
+
+
+def _select_and_check(rows: list, all_curves: dict, data: Data, methods: list, target_fraction: float,
+                      reorder_s: float, lrs: list) -> tuple[pd.DataFrame, dict]:
+    """compare_all's runs from its grid rows: the learning rate kept per (method, budget), the
+    training check, the target and the times to it."""
     grid = pd.DataFrame(rows)
     mean_val = grid.groupby(["method", "budget", "lr"], sort=False)["val_acc"].mean()
     best_lr = {key: mean_val.loc[key].idxmax() for key in dict.fromkeys(zip(grid["method"], grid["budget"]))}
     grid["selected"] = [best_lr[(r.method, r.budget)] == r.lr for r in grid.itertuples()]
-    runs = add_training_status(grid[grid["selected"]].drop(columns="selected").reset_index(drop=True), data)
+    runs = grid[grid["selected"]].drop(columns="selected").reset_index(drop=True)
     curves = {(r.method, r.budget, r.seed): all_curves[(r.method, r.budget, r.lr, r.seed)] for r in runs.itertuples()}
-    fb_ok = runs.loc[(runs["method"] == "full batch") & (runs["status"] == "ok"), "val_acc"]
-    target = target_fraction * (fb_ok.mean() if len(fb_ok) else runs.loc[runs["method"] == "full batch", "val_acc"].mean())
-    runs["time_to_target_s"] = [time_to_target(curves[(r.method, r.budget, r.seed)], target) for r in runs.itertuples()]
-    runs["total_to_target_s"] = runs["time_to_target_s"] + runs["preprocess_s"]
+    runs = check_and_time(runs, curves, data, target_fraction)
+    target = runs.attrs["target_val_acc"]
     if "full batch" not in methods:
         runs = runs[runs["method"] != "full batch"].reset_index(drop=True)
     runs.attrs["target_val_acc"] = target
@@ -738,6 +770,28 @@ def compare_all(data: Data, methods=None, *, budget: Budget | None = None, seeds
     runs.attrs["grid"] = grid.to_dict("records")  # plain records: pandas compares attrs when it copies frames
     runs.attrs["lrs"] = lrs
     return runs, curves
+
+
+def check_and_time(runs: pd.DataFrame, curves: dict, data: Data, target_fraction: float = 0.97) -> pd.DataFrame:
+    """The selected runs of a comparison with their training check (:func:`add_training_status`:
+    ``status``, ``cause``, ``floor_val_acc``), the target (``target_fraction`` of the mean best
+    validation accuracy of the full-batch runs that trained, in ``runs.attrs["target_val_acc"]``)
+    and each run's ``time_to_target_s`` and ``total_to_target_s`` from ``curves[(method, budget,
+    seed)]``. All three depend on every seed (the MLP's floor and full batch's target are means), so
+    runs of one graph stored apart are merged by calling this on all of them together
+    (``python -m msgnn_lite.bench compare --merge``)."""
+    check_fraction(target_fraction, "target_fraction")
+    missing = [k for k in zip(runs["method"], runs["budget"], runs["seed"]) if k not in curves]
+    if missing:
+        raise ValueError(f"curves has no evaluation curve for {missing[:3]} (method, budget, seed); give one per run")
+    runs = add_training_status(runs.drop(columns=["status", "cause", "floor_val_acc"], errors="ignore"), data)
+    fb = runs["method"] == "full batch"
+    fb_ok = runs.loc[fb & (runs["status"] == "ok"), "val_acc"]
+    target = target_fraction * (fb_ok.mean() if len(fb_ok) else runs.loc[fb, "val_acc"].mean())
+    runs["time_to_target_s"] = [time_to_target(curves[(r.method, r.budget, r.seed)], target) for r in runs.itertuples()]
+    runs["total_to_target_s"] = runs["time_to_target_s"] + runs["preprocess_s"]
+    runs.attrs["target_val_acc"] = target
+    return runs
 
 
 def budget_rows(runs: pd.DataFrame, batches: str) -> pd.DataFrame:

@@ -95,12 +95,15 @@ SEED_RULE = ("seeds are added one at a time, from 3, until every claim the seeds
 """The stopping rule of :func:`sequential_seeds`, as the report states it."""
 
 
-def sequential_seeds(run_seed, claims_of, seeds, *, min_seeds: int = 3, progress=None) -> tuple[list, list]:
+def sequential_seeds(run_seed, claims_of, seeds, *, min_seeds: int = 3, max_seconds: float | None = None,
+                     progress=None) -> tuple[list, list]:
     """Run ``run_seed(seed)`` for ``seeds`` in order, stopping once every claim is decided.
 
     ``claims_of(results)`` builds the claims (a list of :class:`Claim`) from the results so far;
     after each seed from the ``min_seeds``-th on, the loop stops when none of them is
-    ``"inconclusive"``. ``len(seeds)`` is the cap. Returns ``(results, claims)``: the per-seed
+    ``"inconclusive"``. ``len(seeds)`` is the cap, and ``max_seconds`` (if given) a second one:
+    no seed is started after the first ``min_seeds`` once the runs have taken that long (the
+    seed count then depends on the hardware; the claims state it). Returns ``(results, claims)``: the per-seed
     results and the claims built from all of them. The rule is :data:`SEED_RULE`: fixed and the
     same for every claim, so the stopping cannot be tuned per claim. (Stopping when a verdict is
     reached makes the intervals slightly optimistic, as any sequential test without a spending
@@ -110,16 +113,21 @@ def sequential_seeds(run_seed, claims_of, seeds, *, min_seeds: int = 3, progress
         raise ValueError("seeds is empty; give the seeds to try, in order (their number is the cap)")
     if not isinstance(min_seeds, int) or min_seeds < 1:
         raise ValueError(f"min_seeds must be a positive integer, got {min_seeds!r}")
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+        raise ValueError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
     results, claims = [], []
+    t0 = time.perf_counter()
     for i, seed in enumerate(seeds):
         results.append(run_seed(seed))
         if i + 1 < min(min_seeds, len(seeds)):
             continue
         claims = claims_of(results)
         undecided = [c.quantity for c in claims if verdict_kind(c.verdict) == "inconclusive"]
+        out_of_time = max_seconds is not None and time.perf_counter() - t0 >= max_seconds
         if progress is not None:
-            progress(f"{i + 1} seed(s): " + (f"{len(undecided)} claim(s) undecided" if undecided else "all decided"))
-        if not undecided:
+            progress(f"{i + 1} seed(s): " + (f"{len(undecided)} claim(s) undecided" if undecided else "all decided")
+                     + (f"; {max_seconds:g} s spent" if undecided and out_of_time else ""))
+        if not undecided or out_of_time:
             break
     return results, claims
 

@@ -423,6 +423,33 @@ def test_sequential_seeds_stop_when_decided_and_at_the_cap():
         sequential_seeds(run, claims, [])
 
 
+def test_sequential_seeds_time_cap(monkeypatch):
+    """The second cap, max_seconds: no seed is started once the runs have taken that long, but the
+    first min_seeds always run; without it the seed cap alone applies."""
+    from msgnn_lite import results
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(results.time, "perf_counter", lambda: clock["t"])
+    noisy = [1.0, -3.0, 2.5, -1.0, 3.0, -2.0, 1.5, -2.5]
+
+    def run(seed):  # each seed "takes" 10 s
+        clock["t"] += 10.0
+        return noisy[seed]
+
+    def claims(values):
+        return [Claim("gap", 0.0, None, "pp", 1.0, values=values, two_sided=True)]
+
+    res, cl = results.sequential_seeds(run, claims, range(8), max_seconds=45)
+    assert len(res) == 5 and cl[0].verdict == "inconclusive (5 seeds)"   # 50 s >= 45 s after the 5th seed
+    res, _ = results.sequential_seeds(run, claims, range(8), max_seconds=5)
+    assert len(res) == 3   # the first three always run
+    res, _ = results.sequential_seeds(run, claims, range(8))
+    assert len(res) == 8
+    for bad in (0, -1.0, "60"):
+        with pytest.raises(ValueError, match="max_seconds"):
+            results.sequential_seeds(run, claims, range(8), max_seconds=bad)
+
+
 def test_report_opens_with_the_headline_claims(tmp_path, monkeypatch):
     """One row per headline of HEADLINES: the run's claim with its verdict and what would settle it,
     or "not run" where the notebook did not record it; the headline rows are not counted twice."""
@@ -438,3 +465,60 @@ def test_report_opens_with_the_headline_claims(tmp_path, monkeypatch):
     assert "| inconclusive | 1 |" in rest  # the count table counts claims, not headline rows
     # the headline table has 6 columns, so notebook 12's verdict count (8-column rows) never sees it
     assert all(line.count("|") == 7 for line in head.splitlines() if line.startswith("| SGC"))
+
+
+def test_merged_stored_runs_equal_one_run_of_all_seeds(tmp_path, monkeypatch):
+    """Runs of one graph stored apart (seeds 0 and 1) and merged give the accuracies, training
+    checks and target of one run of both seeds; overlapping seeds and learning-rate grids are refused."""
+    from msgnn_lite.bench import compare as bench_compare
+    from msgnn_lite.bench.__main__ import main as bench_main
+
+    monkeypatch.setenv("MSGNN_CACHE", str(tmp_path / "cache"))
+    common = ["compare", "--datasets", "csbm", "--csbm-nodes", "300", "--epochs", "3", "--methods", "full batch",
+              "Cluster-GCN", "MLP", "--budgets", "recipe", "--lrs", "0.01", "--device", "cpu"]
+    for seeds, out in ((["0"], "a"), (["1"], "b"), (["0", "1"], "joint")):
+        assert bench_main([*common, "--seeds", *seeds, "--out", str(tmp_path / out)]) == 0
+    path = bench_compare.merge([tmp_path / "a" / "csbm-0k-gcn-s0.csv", tmp_path / "b" / "csbm-0k-gcn-s1.csv"],
+                               tmp_path / "merged", csbm_nodes=300)
+    assert path.name == "csbm-0k-gcn-s0-1.csv"
+    merged, joint = (pd.read_csv(p).set_index(["method", "budget", "seed"]).sort_index()
+                     for p in (path, tmp_path / "joint" / "csbm-0k-gcn-s0-1.csv"))
+    assert merged.index.equals(joint.index)
+    for col in ("test_acc", "val_acc", "floor_val_acc", "target_val_acc"):
+        assert merged[col].tolist() == pytest.approx(joint[col].tolist()), col
+    assert merged["status"].tolist() == joint["status"].tolist()
+    assert len(pd.read_csv(tmp_path / "merged" / "csbm-0k-gcn-s0-1-curves.csv")) == sum(
+        len(pd.read_csv(tmp_path / d / f"csbm-0k-gcn-s{s}-curves.csv")) for d, s in (("a", 0), ("b", 1)))
+    with pytest.raises(ValueError, match="repeated"):
+        bench_compare.merge([tmp_path / "a" / "csbm-0k-gcn-s0.csv", tmp_path / "joint" / "csbm-0k-gcn-s0-1.csv"],
+                            tmp_path / "bad", csbm_nodes=300)
+    with pytest.raises(ValueError, match="--csbm-nodes"):
+        bench_compare.merge([tmp_path / "a" / "csbm-0k-gcn-s0.csv"], tmp_path / "bad", csbm_nodes=5000)
+    with pytest.raises(FileNotFoundError, match="three CSVs"):
+        bench_compare.merge([tmp_path / "nope.csv"], tmp_path / "bad", csbm_nodes=300)
+
+
+def test_compare_all_adds_seeds_until_its_claims_decide(tiny):
+    """decide= turns the seeds into a cap: three seeds when every claim is decided at three,
+    all of them when one never is; the runs equal those of a plain run of the same seeds."""
+    budget = Budget(epochs=2, hidden=8, eval_every=1)
+    calls = []
+
+    def decided(runs):
+        calls.append(sorted(runs["seed"].unique()))
+        return [Claim("noise-free", 1.0, 1.0, noise_free=True)]
+
+    def undecided(runs):
+        calls.append(sorted(runs["seed"].unique()))
+        return [Claim("never", 0.0, None, tolerance=0.0, two_sided=True, values=[-1.0, 1.0, 0.5])]
+
+    runs, _ = compare_all(tiny, ["full batch", "SGC"], budget=budget, seeds=range(5), device="cpu", progress=False,
+                          decide=decided)
+    assert sorted(runs["seed"].unique()) == [0, 1, 2] and calls == [[0, 1, 2]]
+    calls.clear()
+    runs, _ = compare_all(tiny, ["full batch", "SGC"], budget=budget, seeds=range(5), device="cpu", progress=False,
+                          decide=undecided)
+    assert sorted(runs["seed"].unique()) == [0, 1, 2, 3, 4] and calls == [[0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    plain, _ = compare_all(tiny, ["full batch", "SGC"], budget=budget, seeds=range(5), device="cpu", progress=False)
+    assert runs["method"].tolist() == plain["method"].tolist() and runs["seed"].tolist() == plain["seed"].tolist()
+    assert runs["test_acc"].tolist() == pytest.approx(plain["test_acc"].tolist())

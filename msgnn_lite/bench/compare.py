@@ -5,6 +5,7 @@
     python -m msgnn_lite.bench compare --datasets Cora --seeds 0 1 2 --methods "full batch" SGC GAS
     python -m msgnn_lite.bench compare --out docs/comparison     # also write <out>/<dataset>-<model>-s<seeds>.csv
     python -m msgnn_lite.bench compare --show docs/comparison/Computers-gcn-s0-1-2.csv   # README's tables
+    python -m msgnn_lite.bench compare --merge A.csv B.csv --out docs/comparison   # one graph's runs, more seeds
 
 For each graph: validation-selected test accuracy (mean and spread over seeds), seconds per
 epoch, preprocessing, time to 97% of full batch's best validation accuracy (training alone and
@@ -22,8 +23,8 @@ import pandas as pd
 import torch
 
 from ..cli import fraction, nonnegative_int, positive_float, positive_int
-from ..compare_all import (BUDGETS, METHODS, Budget, budget_rows, compare_all, gap_to_full_batch, pareto_front,
-                           summarize)
+from ..compare_all import (BUDGETS, METHODS, Budget, budget_rows, check_and_time, compare_all, gap_to_full_batch,
+                           pareto_front, summarize)
 from ..data import FEATURE_NORMALIZATIONS, DatasetUnavailableError, load_dataset, make_csbm
 from ..reorder import ORDERS
 from ..results import _hardware
@@ -67,6 +68,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--show", type=Path, nargs="+", default=None, metavar="CSV",
                         help="print the Markdown tables (both budgets, gap to full batch with its 95%% interval) of "
                              "runs stored by --out, instead of running anything")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="CSV",
+                        help="merge runs of one graph stored by --out with other seeds (one learning rate each) into "
+                             "<out>/<dataset>-<model>-s<all seeds>.csv: the training check, the target and the times "
+                             "to it are recomputed over all seeds (--target), nothing is trained")
     add_device_argument(parser)
 
 
@@ -140,9 +145,67 @@ def show(paths) -> int:
     return 0
 
 
+MERGE_KEYS = ("dataset", "model", "epochs", "features", "lr")  # what every merged file must share
+
+
+def merge(paths, out: Path, target_fraction: float = 0.97, csbm_nodes: int = 1_000_000) -> Path:
+    """Merge stored runs of one graph (``--out`` files with disjoint seeds per method and budget)
+    into one file set under ``out``: runs, grid and curves, with the training check, the target
+    and the times to it recomputed over every seed (:func:`msgnn_lite.compare_all.check_and_time`).
+    Each row keeps the ``hardware`` and ``written_utc`` of the run that wrote it."""
+    if out is None:
+        raise ValueError("--merge needs --out, the folder of the merged files")
+    runs, grids, curves = [], [], []
+    for path in map(Path, paths):
+        companions = [path.with_name(path.stem + suffix) for suffix in ("-grid.csv", "-curves.csv")]
+        for f in (path, *companions):
+            if not f.is_file():
+                raise FileNotFoundError(f"--merge: {f} is not a file; expected the three CSVs one --out run writes")
+        runs.append(pd.read_csv(path))
+        grids.append(pd.read_csv(companions[0]))
+        curves.append(pd.read_csv(companions[1]))
+        missing = {"method", "budget", "seed", "val_acc", "best_is_last", "preprocess_s", *MERGE_KEYS} - set(runs[-1].columns)
+        if missing:
+            raise ValueError(f"--merge: {path} lacks the columns {sorted(missing)}; re-run the bench with --out")
+        if grids[-1]["lr"].nunique() != 1:
+            raise ValueError(f"--merge: {path} was run with the learning-rate grid {sorted(grids[-1]['lr'].unique())}; "
+                             "merging needs one rate per file (the rate kept depends on every seed: re-run together)")
+    for key in MERGE_KEYS:
+        values = sorted({str(v) for r in runs for v in r[key].unique()})
+        if len(values) != 1:
+            raise ValueError(f"--merge: the files differ in {key} ({values}); merge runs of one setting only")
+    allruns = pd.concat(runs, ignore_index=True)
+    dup = allruns.duplicated(["method", "budget", "seed"])
+    if dup.any():
+        raise ValueError(f"--merge: (method, budget, seed) repeated across the files: "
+                         f"{allruns.loc[dup, ['method', 'budget', 'seed']].values.tolist()[:3]}; give disjoint seeds")
+    allcurves = pd.concat(curves, ignore_index=True)
+    by_run = {k: c.drop(columns=["method", "budget", "seed"]) for k, c in allcurves.groupby(["method", "budget", "seed"])}
+    name = str(allruns["dataset"].iloc[0])
+    if name.startswith("csbm-"):
+        if name != f"csbm-{csbm_nodes // 1000}k":
+            raise ValueError(f"--merge: the runs are on {name}; give its size with --csbm-nodes (got {csbm_nodes:,})")
+        name = "csbm"
+    data = load_graph(name, csbm_nodes)
+    name = getattr(data, "name", name)
+    merged = check_and_time(allruns.drop(columns=["target_val_acc"]), by_run, data, target_fraction)
+    merged["target_val_acc"] = merged.attrs["target_val_acc"]
+    seeds = "-".join(str(s) for s in sorted(allruns["seed"].unique()))
+    stem = f"{name}-{allruns['model'].iloc[0]}-s{seeds}"
+    path = atomic_write(Path(out) / f"{stem}.csv", merged.to_csv(index=False))
+    atomic_write(Path(out) / f"{stem}-grid.csv", pd.concat(grids, ignore_index=True).to_csv(index=False))
+    atomic_write(Path(out) / f"{stem}-curves.csv", allcurves.to_csv(index=False))
+    print(f"merged {len(paths)} runs of {name} ({len(merged)} runs, seeds {seeds.replace('-', ' ')}; target "
+          f"{merged.attrs['target_val_acc']:.1f}% validation accuracy) into {path}")
+    return path
+
+
 def run(args) -> int:
     if args.show:
         return show(args.show)
+    if args.merge:
+        merge(args.merge, args.out, args.target, args.csbm_nodes)
+        return 0
     dev = resolve_device(args.device)
     print(f"device {dev}, {torch.get_num_threads()} CPU threads, {platform.machine()} {platform.system()}")
     for name in args.datasets:
